@@ -1,0 +1,3 @@
+from probssl.cli import main
+
+raise SystemExit(main())

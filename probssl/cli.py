@@ -1,0 +1,276 @@
+"""The ``probssl`` command.
+
+Every user mistake (argument, config, file, missing data) ends with one line on stderr and
+exit status 2; a diverged training exits with 3; a bug keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from probssl import __version__
+from probssl.config import (
+    TrainConfig,
+    build_dataclass,
+    field_names,
+    load_config_file,
+    parse_assignments,
+)
+from probssl.errors import TrainingDiverged, UserError
+
+# TrainConfig fields exposed as flags (flag name -> field); the rest via the config file.
+TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
+    "method": ("method", str, "method name (see `probssl methods`)"),
+    "dataset": ("dataset", str, "dataset name, folder:PATH or npz:FILE"),
+    "data_dir": ("data_dir", str, "folder holding the dataset's files (skips the cache)"),
+    "augmentation": ("augmentation", str, "augmentation preset (default: the dataset's)"),
+    "epochs": ("epochs", int, "training epochs"),
+    "batch_size": ("batch_size", int, "images per step per process"),
+    "lr": ("lr", float, "Adam learning rate"),
+    "seed": ("seed", int, "random seed"),
+    "device": ("device", str, "auto, cpu, cuda or cuda:N"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML/YAML/JSON file of settings (flags override it)")
+    for flag, (_, tp, help_) in TRAIN_FLAGS.items():
+        p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=str, default=None,
+                       metavar=tp.__name__.upper(), help=help_)
+    p.add_argument("--set", dest="assignments", action="append", default=[],
+                   metavar="KEY=VALUE", help="a method parameter, e.g. --set beta=4 (repeatable)")
+    p.add_argument("--download", action="store_true", default=None,
+                   help="download the dataset first if it is not cached")
+    p.add_argument("--no-amp", dest="amp", action="store_false", default=None,
+                   help="disable bfloat16 autocast on CUDA")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """defaults < config file < flags; every value validated by TrainConfig."""
+    from probssl.config import parse_scalar
+    from probssl.methods import get_method_spec
+
+    values: dict[str, Any] = {}
+    if args.config:
+        values.update(load_config_file(args.config))
+    where = args.config or "command line"
+    for flag, (fld, tp, _) in TRAIN_FLAGS.items():
+        text = getattr(args, flag)
+        if text is not None:
+            values[fld] = parse_scalar(text, tp, f"--{flag.replace('_', '-')}")
+    for fld in ("download", "amp"):
+        if getattr(args, fld) is not None:
+            values[fld] = getattr(args, fld)
+    params = dict(values.pop("params", {}) or {})
+    if not isinstance(params, dict):
+        raise UserError(f"{where}: 'params' must be a table")
+    method = values.get("method", TrainConfig.method)
+    if not isinstance(method, str):
+        raise UserError(f"{where}: key 'method' must be str; got {method!r}")
+    if args.assignments:
+        spec = get_method_spec(method)
+        params.update(parse_assignments(args.assignments, spec.config_cls,
+                                        f"params for method '{method}'"))
+    get_method_spec(method)
+    values["params"] = params
+    return build_dataclass(TrainConfig, values, f"config ({where})")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from probssl.train import train
+
+    cfg = train_config_from_args(args)
+    from probssl.methods import get_method_spec, make_method_config
+
+    # Validate the method's params before any data is loaded: typos fail in the first second.
+    get_method_spec(cfg.method)
+    make_method_config(cfg.method, cfg.params, arch="mlp", latent_dim=1)
+    result = train(cfg, Path(args.out), resume=args.resume, progress=not args.no_progress)
+    last = result.history[-1] if result.history else {}
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items()
+                      if k not in ("epoch", "seconds", "views_per_s"))
+    print(f"trained {cfg.method} on {cfg.dataset} for {result.epochs_done} epochs -> "
+          f"{args.out}" + (f" ({shown})" if shown else ""))
+    return 0
+
+
+def _eval_config(args: argparse.Namespace):
+    from probssl.evaluate import EvalConfig
+
+    return EvalConfig(k_max=args.k_max, knn_metric=args.knn_metric,
+                      probe_epochs=args.probe_epochs, seed=args.eval_seed)
+
+
+def format_eval(result: dict) -> str:
+    knn = result["knn"]
+    return (f"{result['method']} on {result['dataset']} (seed {result['seed']}, epoch "
+            f"{result['epoch']}): kNN best {100 * knn['best']:.2f}% (k={knn['best_k']}), "
+            f"kNN val-k {100 * result['knn_val_k']['accuracy']:.2f}% "
+            f"(k={result['knn_val_k']['k']}), linear probe "
+            f"{100 * result['linear_probe']['test_accuracy']:.2f}%")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from probssl.evaluate import evaluate_run
+    from probssl.train.run import load_run, write_json_atomic
+
+    cfg = _eval_config(args)
+    loaded = load_run(args.run, data_dir=args.data_dir, device=args.device)
+    result = evaluate_run(loaded, cfg, device=args.device)
+    write_json_atomic(Path(args.run) / "eval.json", result)
+    print(format_eval(result))
+    print("kNN per k: " + " ".join(f"{k}:{100 * v:.1f}" for k, v in result["knn"]["per_k"].items()))
+    print(cfg.footer())
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from probssl.evaluate import run_embeddings
+    from probssl.train.run import load_run
+
+    loaded = load_run(args.run, data_dir=args.data_dir, device=args.device)
+    z, y = run_embeddings(loaded, args.split, device=args.device)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {"z": z} if y is None else {"z": z, "labels": y}
+    np.savez(out, **arrays)
+    print(f"wrote {out}: z {z.shape}" + ("" if y is None else f", labels {y.shape}"))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from probssl.export import export_encoder
+    from probssl.train.run import load_run
+
+    loaded = load_run(args.run, data_dir=args.data_dir)
+    pt, src = export_encoder(loaded, args.out)
+    enc = loaded.method.encoder
+    print(f"wrote {pt} (state_dict of the encoder) and {src} (pure-PyTorch build_encoder()).")
+    print(f"Rebuild: net = build_encoder(); net.load_state_dict(torch.load('{pt.name}')); "
+          f"z = net(x)[:, :{enc.latent_dim}]")
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from probssl.data import DATASETS, download_dataset
+
+    if args.action == "list":
+        print(f"{'name':<15}{'shape':<12}{'classes':<9}{'augment':<15}{'arch/z':<11}how to get")
+        for info in DATASETS.values():
+            shape = "x".join(map(str, info.image_shape))
+            print(f"{info.name:<15}{shape:<12}{info.num_classes!s:<9}{info.augmentation:<15}"
+                  f"{info.architecture + '/' + str(info.latent_dim):<11}{info.how_to_get}")
+        print("folder:PATH    an image folder (one sub-folder per class, or unlabelled)")
+        print("npz:FILE       arrays x (N,H,W[,C] or N,C,H,W) and optional y, x_test, y_test")
+        return 0
+    if not args.name:
+        raise UserError("datasets download needs a dataset NAME")
+    path = download_dataset(args.name, args.cache_dir)
+    print(f"{args.name} is ready in {path}")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from probssl.methods import METHODS
+
+    for spec in METHODS.values():
+        params = ", ".join(field_names(spec.config_cls))
+        print(f"{spec.name:<10} {spec.description}\n{'':<10} params: {params}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from probssl.demo import run_demo
+
+    run_demo(Path(args.out), epochs=args.epochs, seeds=args.seeds)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="probssl", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"probssl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("train", help="train a method; writes a run directory")
+    _add_train_args(p)
+    p.set_defaults(func=cmd_train)
+
+    def eval_args(p):
+        p.add_argument("--k-max", type=int, default=15, help="kNN k = 1..K (default 15)")
+        p.add_argument("--knn-metric", default="euclidean", help="euclidean or cosine")
+        p.add_argument("--probe-epochs", type=int, default=200)
+        p.add_argument("--eval-seed", type=int, default=0)
+
+    def run_args(p):
+        p.add_argument("run", help="run directory")
+        p.add_argument("--data-dir", default=None, help="folder holding the dataset's files")
+        p.add_argument("--device", default="cpu")
+
+    p = sub.add_parser("evaluate", help="kNN and linear probe on a run's frozen encoder")
+    run_args(p)
+    eval_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("embed", help="write a split's encoder means and labels to .npz")
+    run_args(p)
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_embed)
+
+    p = sub.add_parser("export", help="export the encoder as a plain state_dict + code")
+    p.add_argument("run")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("datasets", help="list or download datasets")
+    p.add_argument("action", choices=["list", "download"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--cache-dir", default=None, help="default $PROBSSL_DATA or ~/.cache/probssl")
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("methods", help="list methods and their parameters")
+    p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser("demo", help="VAE vs random encoder on the bundled digits, evaluated")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--seeds", type=int, default=1)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"probssl: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except TrainingDiverged as exc:
+        print(f"probssl: training diverged: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("probssl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

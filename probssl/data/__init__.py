@@ -1,0 +1,16 @@
+"""Datasets (download, checksum, cache, local folders) and batched J-view augmentation."""
+
+from probssl.data.augment import PRESETS, AugmentConfig, augment, get_preset, preprocess
+from probssl.data.base import ImageDataset
+from probssl.data.registry import (
+    DATASETS,
+    check_dataset_name,
+    dataset_names,
+    download_dataset,
+    load_dataset,
+)
+
+__all__ = [
+    "DATASETS", "PRESETS", "AugmentConfig", "ImageDataset", "augment", "check_dataset_name",
+    "dataset_names", "download_dataset", "get_preset", "load_dataset", "preprocess",
+]

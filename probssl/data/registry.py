@@ -1,0 +1,107 @@
+"""Datasets by name.
+
+Built-in names: ``mnist``, ``fashion-mnist``, ``cifar10`` (downloadable), ``celeba`` (local
+folder), ``digits`` (bundled with scikit-learn), ``mnist-test`` (the real MNIST test set,
+split 8,000/2,000). User data: ``folder:PATH`` and ``npz:FILE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from probssl.data import celeba, cifar, idx, local
+from probssl.data.base import ImageDataset
+from probssl.data.download import default_cache_dir
+from probssl.errors import UserError
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    image_shape: tuple[int, int, int]
+    num_classes: int | None
+    augmentation: str
+    architecture: str  # default network family: "mlp" or "resnet"
+    latent_dim: int  # the paper's latent size for this data
+    how_to_get: str
+    load: Callable[[Path | None, Path], ImageDataset]
+    download: Callable[[Path], Path] | None = None
+
+
+def _idx_loader(name: str):
+    def load(data_dir: Path | None, cache: Path) -> ImageDataset:
+        return idx.load_idx_dataset(name, data_dir if data_dir is not None else cache / name)
+    return load
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo(
+        "mnist", (1, 28, 28), 10, "mnist", "mlp", 10, "probssl datasets download mnist",
+        _idx_loader("mnist"), lambda cache: idx.download_idx("mnist", cache)),
+    "fashion-mnist": DatasetInfo(
+        "fashion-mnist", (1, 28, 28), 10, "fashion-mnist", "mlp", 10,
+        "probssl datasets download fashion-mnist", _idx_loader("fashion-mnist"),
+        lambda cache: idx.download_idx("fashion-mnist", cache)),
+    "cifar10": DatasetInfo(
+        "cifar10", (3, 32, 32), 10, "cifar10", "resnet", 64, "probssl datasets download cifar10",
+        lambda d, cache: cifar.load_cifar10(d if d is not None else cache / "cifar10"),
+        cifar.download_cifar10),
+    "celeba": DatasetInfo(
+        "celeba", (3, 64, 64), 2, "celeba", "resnet", 64,
+        "manual: --data-dir FOLDER with " + ", ".join(celeba.LAYOUT),
+        lambda d, cache: celeba.load_celeba(d if d is not None else cache / "celeba", cache)),
+    "digits": DatasetInfo(
+        "digits", (1, 8, 8), 10, "digits", "mlp", 10, "bundled with scikit-learn",
+        lambda d, cache: local.load_digits_dataset()),
+    "mnist-test": DatasetInfo(
+        "mnist-test", (1, 28, 28), 10, "mnist", "mlp", 10,
+        "../shared/data/mnist-t10k, $PROBSSL_MNIST_T10K, --data-dir, or the mnist download",
+        lambda d, cache: idx.load_mnist_test(d, cache)),
+}
+
+
+def dataset_names() -> list[str]:
+    return list(DATASETS)
+
+
+def check_dataset_name(name: str) -> None:
+    """Raise a one-line UserError unless ``name`` is a known dataset or a user-data spec."""
+    if name.startswith(("folder:", "npz:")):
+        if not name.split(":", 1)[1]:
+            raise UserError(f"dataset {name!r} needs a path after the colon")
+        return
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}, "
+                        "folder:PATH or npz:FILE")
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None,
+                 cache_dir: str | Path | None = None, download: bool = False) -> ImageDataset:
+    """Load a dataset by name (see module docstring).
+
+    ``data_dir`` points at files already on disk; otherwise the cache directory
+    (``$PROBSSL_DATA`` or ``~/.cache/probssl``) is used, downloading first when ``download``.
+    """
+    check_dataset_name(name)
+    if name.startswith("folder:"):
+        return local.load_folder(Path(name[7:]).expanduser())
+    if name.startswith("npz:"):
+        return local.load_npz(Path(name[4:]).expanduser())
+    info = DATASETS[name]
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    data_dir = Path(data_dir).expanduser() if data_dir else None
+    if download and data_dir is None and info.download is not None:
+        info.download(cache)
+    return info.load(data_dir, cache)
+
+
+def download_dataset(name: str, cache_dir: str | Path | None = None) -> Path:
+    check_dataset_name(name)
+    info = DATASETS.get(name)
+    if info is None or info.download is None:
+        how = info.how_to_get if info else "it is read from your own files"
+        raise UserError(f"{name} cannot be downloaded by probssl: {how}")
+    cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    return info.download(cache)

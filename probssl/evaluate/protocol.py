@@ -1,0 +1,69 @@
+"""The evaluation protocol of a run: kNN (k = 1..15) and a linear probe on frozen means."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from probssl.config import check_types
+from probssl.errors import UserError
+from probssl.evaluate.embed import run_embeddings
+from probssl.evaluate.knn import METRICS, knn_accuracy, knn_accuracy_val_k
+from probssl.evaluate.probe import train_probe
+
+
+@dataclass
+class EvalConfig:
+    k_max: int = 15
+    knn_metric: str = "euclidean"
+    probe_epochs: int = 200
+    probe_lr: float = 3e-4
+    probe_batch_size: int = 128
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_types(self, "evaluate")
+        if self.k_max < 1:
+            raise UserError(f"k_max must be >= 1; got {self.k_max}")
+        if self.knn_metric not in METRICS:
+            raise UserError(f"knn metric must be one of {', '.join(METRICS)}; "
+                            f"got {self.knn_metric!r}")
+        if self.probe_epochs < 1 or self.probe_batch_size < 1 or not self.probe_lr > 0:
+            raise UserError("probe epochs, batch size and lr must be positive")
+
+    def footer(self) -> str:
+        return (f"Protocol: frozen encoder means, no augmentation; kNN {self.knn_metric} "
+                f"distance, k = 1..{self.k_max}, 'best k' chosen on the test set as in the "
+                f"SimVAE paper (k chosen on a 10 % validation split of train also reported); "
+                f"linear probe Adam lr {self.probe_lr}, {self.probe_epochs} epochs, batch "
+                f"{self.probe_batch_size}, standardised features.")
+
+
+def evaluate_embeddings(z_train, y_train, z_test, y_test, cfg: EvalConfig) -> dict:
+    if y_train is None or y_test is None:
+        raise UserError("this dataset has no labels, so kNN and probe accuracy cannot be "
+                        "computed (use `probssl embed` to export the embeddings instead)")
+    t0 = time.perf_counter()
+    ks = range(1, cfg.k_max + 1)
+    knn = knn_accuracy(z_train, y_train, z_test, y_test, ks, cfg.knn_metric)
+    knn_val = knn_accuracy_val_k(z_train, y_train, z_test, y_test, ks, cfg.knn_metric,
+                                 seed=cfg.seed)
+    probe = train_probe(z_train, y_train, z_test, y_test, epochs=cfg.probe_epochs,
+                        lr=cfg.probe_lr, batch_size=cfg.probe_batch_size, seed=cfg.seed)
+    return {"knn": knn, "knn_val_k": knn_val, "linear_probe": probe,
+            "n_train": int(len(z_train)), "n_test": int(len(z_test)),
+            "dim": int(np.asarray(z_train).shape[1]), "protocol": asdict(cfg),
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def evaluate_run(loaded, cfg: EvalConfig, device: str = "cpu") -> dict:
+    z_tr, y_tr = run_embeddings(loaded, "train", device=device)
+    z_te, y_te = run_embeddings(loaded, "test", device=device)
+    result = evaluate_embeddings(z_tr, y_tr, z_te, y_te, cfg)
+    tc = loaded.resolved.train
+    result.update({"run": str(Path(loaded.run_dir)), "method": tc.method,
+                   "dataset": tc.dataset, "seed": tc.seed, "epoch": loaded.epoch})
+    return result

@@ -1,0 +1,60 @@
+"""Methods by name. Adding one = one new file + one line in ``METHODS``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from probssl.config import build_dataclass
+from probssl.errors import UserError
+from probssl.methods.base import Method, MethodConfig
+from probssl.methods.random_init import RandomConfig, RandomEncoder
+from probssl.methods.vae import VAE, VAEConfig
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    config_cls: type[MethodConfig]
+    build: Callable[[Any, tuple[int, int, int]], Method]
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+METHODS: dict[str, MethodSpec] = {
+    "vae": MethodSpec("vae", VAEConfig, VAE, "VAE, N(0, I) prior (Kingma & Welling 2014)"),
+    "beta-vae": MethodSpec("beta-vae", VAEConfig, VAE, "beta-VAE (Higgins et al. 2017)",
+                           {"beta": 4.0}),
+    "random": MethodSpec("random", RandomConfig, RandomEncoder,
+                         "untrained encoder of the same architecture (lower bound)"),
+}
+
+
+def get_method_spec(name: str) -> MethodSpec:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise UserError(f"unknown method {name!r}; choose from {', '.join(METHODS)}") from None
+
+
+def make_method_config(name: str, params: dict[str, Any], *, arch: str,
+                       latent_dim: int) -> MethodConfig:
+    """The method's validated config: its defaults, then ``params``; dataset defaults fill
+    ``arch``/``latent_dim`` when left unset."""
+    spec = get_method_spec(name)
+    values = {**spec.defaults, **params}
+    cfg = build_dataclass(spec.config_cls, values, f"params for method '{name}'")
+    if cfg.arch is None:
+        cfg.arch = arch
+    if cfg.latent_dim is None:
+        cfg.latent_dim = latent_dim
+    return cfg
+
+
+def build_method(name: str, config: MethodConfig, image_shape: tuple[int, int, int]) -> Method:
+    return get_method_spec(name).build(config, image_shape)
+
+
+__all__ = ["METHODS", "Method", "MethodConfig", "MethodSpec", "build_method",
+           "get_method_spec", "make_method_config"]

@@ -1,0 +1,55 @@
+"""``vae`` and ``beta-vae``: Gaussian encoder, Gaussian or Bernoulli decoder, N(0, I) prior.
+
+Objective: :func:`probssl.objectives.vae.vae_elbo`. With J > 1 views each view is an
+independent image (the augmentations only enlarge the data); the loss is the negative ELBO
+averaged over images and views.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from probssl.errors import UserError
+from probssl.methods.base import Method, MethodConfig
+from probssl.nn import build_decoder, build_encoder
+from probssl.objectives.vae import reparameterise, vae_elbo
+
+LIKELIHOODS = ("gaussian", "bernoulli")
+
+
+@dataclass
+class VAEConfig(MethodConfig):
+    likelihood: str = "gaussian"
+    likelihood_var: float = 0.02  # sigma_x^2 of the Gaussian likelihood (paper: 0.02)
+    beta: float = 1.0
+
+    def validate(self) -> None:
+        if self.likelihood not in LIKELIHOODS:
+            raise UserError(f"likelihood must be one of {', '.join(LIKELIHOODS)}; "
+                            f"got {self.likelihood!r}")
+        if not self.likelihood_var > 0:
+            raise UserError(f"likelihood_var must be > 0; got {self.likelihood_var}")
+        if self.beta < 0:
+            raise UserError(f"beta must be >= 0; got {self.beta}")
+
+
+class VAE(Method):
+    def __init__(self, config: VAEConfig, image_shape: tuple[int, int, int]):
+        super().__init__(config)
+        self.encoder = build_encoder(config.arch, image_shape, config.latent_dim, "gaussian")
+        self.decoder = build_decoder(config.arch, config.latent_dim, image_shape)
+
+    def forward(self, views: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x = views.flatten(0, 1)  # (B*J, C, H, W): every view is one image
+        mean, logvar = self.encoder(x)
+        z = reparameterise(mean, logvar)
+        cfg: VAEConfig = self.config  # type: ignore[assignment]
+        terms = vae_elbo(x, self.decoder(z).float(), mean.float(), logvar.float(),
+                         likelihood=cfg.likelihood, likelihood_var=cfg.likelihood_var,
+                         beta=cfg.beta)
+        elbo = terms["elbo"].mean()
+        metrics = {"elbo": elbo.detach(), "log_lik": terms["log_lik"].mean().detach(),
+                   "kl": terms["kl"].mean().detach()}
+        return -elbo, metrics

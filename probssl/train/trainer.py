@@ -1,0 +1,271 @@
+"""The one training loop every method uses.
+
+A method supplies its networks and its loss (``Method.forward(views)``); the trainer owns
+epochs, Adam, batching, the seed, the device, mixed precision, progress, the metrics log,
+checkpoints, resume, the NaN guard and DDP.
+
+Data stays on the training device as uint8 for the whole run; each step gathers a batch by
+index and augments it into J views there, so no host-to-device copy happens per step.
+The data order of epoch e is a permutation drawn from a generator seeded by (seed, e), and
+every RNG state is checkpointed, so a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm.auto import tqdm
+
+from probssl.config import TrainConfig
+from probssl.data import augment
+from probssl.errors import TrainingDiverged, UserError
+from probssl.methods import Method, build_method
+from probssl.train import checkpoint as ckpt
+from probssl.train.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    init_distributed,
+    shutdown,
+)
+from probssl.train.run import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    ResolvedRun,
+    read_run_config,
+    resolve,
+    write_run_files,
+)
+
+# Keys that may differ between the original run and a resumed one.
+RESUMABLE_CHANGES = {"epochs", "device", "download", "data_dir", "amp", "tensorboard"}
+
+
+def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"device {name!r} requested but CUDA is not available")
+        if name == "cuda" and dist_info is not None and dist_info.enabled:
+            name = f"cuda:{dist_info.local_rank}"
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state(aug_gen: torch.Generator) -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state(), "augment": aug_gen.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], aug_gen: torch.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    aug_gen.set_state(state["augment"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def epoch_order(n: int, seed: int, epoch: int, dist_info: DistInfo) -> torch.Tensor:
+    """This rank's data order for ``epoch``: a seeded permutation, sharded like
+    DistributedSampler (every rank gets ``n // world_size`` images)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=g)
+    per_rank = n // dist_info.world_size
+    return perm[dist_info.rank * per_rank:(dist_info.rank + 1) * per_rank]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs_done: int
+    history: list[dict[str, Any]]
+    method: Method
+
+
+class _TensorBoard:
+    def __init__(self, run_dir: Path, enabled: bool):
+        self.writer = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard not installed: optional
+                return
+            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def log(self, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        for k, v in row.items():
+            if k != "epoch" and isinstance(v, (int, float)):
+                self.writer.add_scalar(k, v, row["epoch"])
+        self.writer.flush()
+
+
+def _check_resume_compatible(saved: TrainConfig, new: TrainConfig, run_dir: Path) -> None:
+    a, b = saved.to_dict(), new.to_dict()
+    new_params = {k: v for k, v in b.pop("params").items()}
+    saved_params = a.pop("params")
+    diffs = [k for k in a if k not in RESUMABLE_CHANGES and a[k] != b[k]
+             and not (k == "augmentation" and b[k] is None)]
+    diffs += [f"params.{k}" for k, v in new_params.items() if saved_params.get(k) != v]
+    if diffs:
+        raise UserError(f"cannot resume {run_dir}: it was run with different settings "
+                        f"({', '.join(sorted(diffs))}); use a new --out")
+
+
+def prepare_run_dir(cfg: TrainConfig, run_dir: Path, resume: bool) -> TrainConfig:
+    """Validate the out directory; on resume, merge the saved config with allowed changes."""
+    has_run = (run_dir / CONFIG_FILE).is_file()
+    if resume:
+        if not has_run:
+            raise UserError(f"--resume: {run_dir} holds no run to resume")
+        saved = read_run_config(run_dir)
+        _check_resume_compatible(saved, cfg, run_dir)
+        for key in RESUMABLE_CHANGES:
+            setattr(saved, key, getattr(cfg, key))
+        return saved
+    if has_run or ckpt.list_checkpoints(run_dir):
+        raise UserError(f"{run_dir} already holds a run; pass --resume to continue it or "
+                        "choose another --out")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--out {run_dir} exists and is not a directory")
+    return cfg
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
+          progress: bool = True, verbose: bool = True) -> TrainResult:
+    """Train ``cfg.method`` on ``cfg.dataset``, writing everything to ``run_dir``."""
+    run_dir = Path(run_dir)
+    cfg = prepare_run_dir(cfg, run_dir, resume)
+    device_kind = "cuda" if (cfg.device.startswith("cuda") or
+                             (cfg.device == "auto" and torch.cuda.is_available())) else "cpu"
+    dist_info = init_distributed(device_kind)
+    try:
+        return _train(cfg, run_dir, resume, progress, verbose, dist_info)
+    finally:
+        shutdown(dist_info)
+
+
+def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbose: bool,
+           dist_info: DistInfo) -> TrainResult:
+    device = resolve_device(cfg.device, dist_info)
+    resolved: ResolvedRun = resolve(cfg)
+    data = resolved.data
+    seed_everything(cfg.seed)
+    method = build_method(cfg.method, resolved.method, data.image_shape).to(device)
+    n_train = len(data.x_train)
+    if method.trainable and cfg.batch_size > n_train // dist_info.world_size:
+        raise UserError(f"batch_size {cfg.batch_size} is larger than the "
+                        f"{n_train // dist_info.world_size} training images per process")
+    aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + dist_info.rank)
+    params = [p for p in method.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps,
+                           weight_decay=cfg.weight_decay) if method.trainable else None
+    start_epoch, history = 0, []
+    if resume:
+        state = ckpt.load_latest(run_dir)
+        if state is not None:
+            method.load_state_dict(state["model"])
+            if opt is not None and state.get("optimizer") is not None:
+                opt.load_state_dict(state["optimizer"])
+            _set_rng_state(state["rng"], aug_gen)
+            start_epoch = int(state["epoch"])
+            history = state.get("history", [])
+    if dist_info.is_main:
+        write_run_files(run_dir, resolved, {"device": str(device),
+                                            "world_size": dist_info.world_size})
+        if not resume:
+            (run_dir / METRICS_FILE).unlink(missing_ok=True)
+    barrier(dist_info)
+
+    def save(epoch: int) -> None:
+        if dist_info.is_main:
+            state = {"model": method.state_dict(),
+                     "optimizer": opt.state_dict() if opt is not None else None,
+                     "epoch": epoch, "rng": _rng_state(aug_gen), "history": history,
+                     "config": resolved.config_dict()}
+            ckpt.save_checkpoint(state, run_dir, epoch, cfg.keep_checkpoints)
+
+    if not method.trainable:
+        if not ckpt.list_checkpoints(run_dir):
+            save(0)
+        return TrainResult(run_dir, 0, history, method)
+    if start_epoch == 0 and not ckpt.list_checkpoints(run_dir):
+        save(0)  # the initial weights: a baseline and a fallback
+
+    model: torch.nn.Module = method
+    if dist_info.enabled:
+        model = DDP(method, device_ids=[device.index] if device.type == "cuda" else None)
+    x_all = data.x_train.to(device)
+    use_amp = cfg.amp and device.type == "cuda"
+    tb = _TensorBoard(run_dir, cfg.tensorboard and dist_info.is_main)
+    show = progress and dist_info.is_main
+    for epoch in range(start_epoch, cfg.epochs):
+        method.train()
+        order = epoch_order(n_train, cfg.seed, epoch, dist_info).to(device)
+        n_batches = math.ceil(len(order) / cfg.batch_size)
+        sums: dict[str, float] = {}
+        n_views_seen, t0 = 0, time.perf_counter()
+        bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                   disable=(not show) or None, unit="step")
+        for step in bar:
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            views = augment(x_all[idx], method.n_views, resolved.augment, aug_gen)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss, metrics = model(views)
+            if not torch.isfinite(loss):
+                last = ckpt.list_checkpoints(run_dir)
+                kept = f"checkpoint of epoch {last[-1][0]}" if last else "no checkpoint"
+                raise TrainingDiverged(
+                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                    f"stopped, the last good {kept} is kept in {run_dir}"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            n_views_seen += views.shape[0] * views.shape[1]
+            sums["loss"] = sums.get("loss", 0.0) + loss.item()
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            if show:
+                rate = n_views_seen / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix(loss=f"{loss.item():.4g}", views_s=f"{rate:.0f}")
+        bar.close()
+        seconds = time.perf_counter() - t0
+        row_metrics = all_reduce_mean({k: v / n_batches for k, v in sums.items()}, dist_info,
+                                      device)
+        row = {"epoch": epoch + 1, **row_metrics, "seconds": round(seconds, 4),
+               "views_per_s": round(n_views_seen * dist_info.world_size / seconds, 1)}
+        history.append(row)
+        if dist_info.is_main:
+            with open(run_dir / METRICS_FILE, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            tb.log(row)
+            if verbose:
+                shown = " ".join(f"{k} {v:.4g}" for k, v in row_metrics.items())
+                msg = (f"epoch {epoch + 1}/{cfg.epochs} {shown} ({seconds:.1f} s, "
+                       f"{row['views_per_s']:.0f} views/s)")
+                tqdm.write(msg, file=sys.stderr)
+        save(epoch + 1)
+    barrier(dist_info)
+    return TrainResult(run_dir, cfg.epochs, history, method)
