@@ -19,7 +19,8 @@ demo: $(VENV)/.installed
 	$(PY) -m probssl demo --out runs/demo
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -x --durations=15
+	$(VENV)/bin/ruff check probssl tests
+	$(PY) -m pytest -q --durations=15
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check probssl tests

@@ -38,7 +38,12 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument is one line and exit status 2."""
+    """argparse, but a bad argument is one line and exit status 2, and no abbreviations
+    (``--epoch`` must not silently mean ``--epochs``)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UserError(f"{self.prog}: {message}")

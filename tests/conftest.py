@@ -1,0 +1,38 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty dataset cache, never the user's."""
+    monkeypatch.setenv("PROBSSL_DATA", str(tmp_path_factory.mktemp("cache")))
+
+
+def mnist_t10k_dir() -> Path | None:
+    from probssl.data.idx import default_t10k_dir
+
+    d = default_t10k_dir()
+    return d if (d / "t10k-images-idx3-ubyte.gz").is_file() else None
+
+
+@pytest.fixture
+def t10k_dir():
+    d = mnist_t10k_dir()
+    if d is None:
+        pytest.skip("the real MNIST test set (../shared/data/mnist-t10k or "
+                    "$PROBSSL_MNIST_T10K) is not on this machine")
+    return d
+
+
+def subprocess_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    return env

@@ -1,0 +1,133 @@
+"""The trainer: run directory, exact resume, refusal to overwrite, NaN guard, DDP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from probssl.config import TrainConfig
+from probssl.errors import TrainingDiverged, UserError
+from probssl.evaluate import EvalConfig, evaluate_run
+from probssl.methods import METHODS, Method, MethodConfig, MethodSpec
+from probssl.nn import build_encoder
+from probssl.train import train
+from probssl.train.checkpoint import list_checkpoints, load_latest
+from probssl.train.run import load_run, read_metrics
+from tests.conftest import ROOT, subprocess_env
+
+
+def _cfg(**kw):
+    base = dict(method="vae", dataset="digits", epochs=2, batch_size=128, seed=0,
+                device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_run_directory_records_everything(tmp_path):
+    train(_cfg(), tmp_path / "r", progress=False, verbose=False)
+    run = tmp_path / "r"
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["train"]["method"] == "vae" and cfg["train"]["augmentation"] == "digits"
+    assert cfg["method"]["latent_dim"] == 10 and cfg["method"]["arch"] == "mlp"
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["seed"] == 0 and meta["torch_version"] == torch.__version__
+    assert "probssl_version" in meta
+    rows = read_metrics(run)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"loss", "elbo", "kl", "views_per_s"} <= set(rows[0])
+    assert rows[-1]["loss"] < rows[0]["loss"]
+    assert [e for e, _ in list_checkpoints(run)] == [1, 2]  # keep_checkpoints = 2
+    assert not list((run / "checkpoints").glob(".*"))  # no temp files left
+
+
+def test_resume_is_exact(tmp_path):
+    straight = train(_cfg(epochs=4), tmp_path / "a", progress=False, verbose=False)
+    train(_cfg(epochs=2), tmp_path / "b", progress=False, verbose=False)
+    resumed = train(_cfg(epochs=4), tmp_path / "b", resume=True, progress=False,
+                    verbose=False)
+    for (k, v), (_, w) in zip(straight.method.state_dict().items(),
+                              resumed.method.state_dict().items(), strict=True):
+        assert torch.equal(v, w), k
+    assert [r["epoch"] for r in read_metrics(tmp_path / "b")] == [1, 2, 3, 4]
+
+
+def test_existing_run_is_never_overwritten(tmp_path):
+    train(_cfg(epochs=1), tmp_path / "r", progress=False, verbose=False)
+    before = (tmp_path / "r" / "config.json").read_text()
+    with pytest.raises(UserError, match="already holds a run"):
+        train(_cfg(epochs=1), tmp_path / "r", progress=False, verbose=False)
+    with pytest.raises(UserError, match="different settings.*lr"):
+        train(_cfg(epochs=3, lr=0.5), tmp_path / "r", resume=True, progress=False)
+    assert (tmp_path / "r" / "config.json").read_text() == before
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, capsys):
+    train(_cfg(epochs=2), tmp_path / "r", progress=False, verbose=False)
+    latest = list_checkpoints(tmp_path / "r")[-1][1]
+    latest.write_bytes(latest.read_bytes()[:1000])
+    state = load_latest(tmp_path / "r")
+    assert state["epoch"] == 1
+    assert "epoch-0002.pt" in capsys.readouterr().err
+
+
+@dataclass
+class _NaNConfig(MethodConfig):
+    bad_epoch: int = 2
+
+
+class _NaNAfter(Method):
+    """Finite loss until ``bad_epoch``, then NaN: exercises the divergence guard."""
+
+    def __init__(self, config, image_shape):
+        super().__init__(config)
+        self.encoder = build_encoder("mlp", image_shape, 2, "deterministic")
+        self.calls = 0
+
+    def forward(self, views):
+        self.calls += 1
+        z, _ = self.encoder(views.flatten(0, 1))
+        loss = z.pow(2).mean()
+        if self.calls > 12 * (self.config.bad_epoch - 1) + 1:  # 12 steps per digits epoch
+            loss = loss * float("nan")
+        return loss, {}
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setitem(METHODS, "nan-test", MethodSpec("nan-test", _NaNConfig, _NaNAfter, ""))
+    with pytest.raises(TrainingDiverged, match=r"nan at epoch 2, step 2;.*epoch 1"):
+        train(_cfg(method="nan-test", epochs=5), tmp_path / "r", progress=False,
+              verbose=False)
+    assert load_latest(tmp_path / "r")["epoch"] == 1
+
+
+def test_vae_beats_random_encoder_on_digits(tmp_path):
+    train(_cfg(epochs=60), tmp_path / "vae", progress=False, verbose=False)
+    train(_cfg(method="random"), tmp_path / "rnd", progress=False, verbose=False)
+    ev = EvalConfig(probe_epochs=20)
+    vae = evaluate_run(load_run(tmp_path / "vae"), ev)
+    rnd = evaluate_run(load_run(tmp_path / "rnd"), ev)
+    assert vae["knn"]["best"] > rnd["knn"]["best"] + 0.04
+    assert load_run(tmp_path / "rnd").epoch == 0
+
+
+def test_ddp_two_gloo_processes_end_with_identical_weights(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
+           "--nproc_per_node=2", str(ROOT / "tests" / "train" / "ddp_worker.py"), str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    w0 = torch.load(out / "rank0.pt")
+    w1 = torch.load(out / "rank1.pt")
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), k
+    init = torch.load(list_checkpoints(out)[0][1], weights_only=False)["model"]
+    assert any(not torch.equal(init[k], w0[k]) for k in w0)  # training happened
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["world_size"] == 2
+    assert [r["epoch"] for r in read_metrics(out)] == [1, 2]
