@@ -206,6 +206,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UserError(f"--seeds expects comma-separated integers; got {text!r}") from None
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from probssl.experiments.compare import compare
+    from probssl.methods import get_method_spec
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:
+        raise UserError("--methods needs at least one method")
+    for m in methods:
+        get_method_spec(m)
+    seeds = _int_list(args.seeds)
+    if not seeds:
+        raise UserError("--seeds needs at least one seed")
+    overrides: dict[str, Any] = {"device": args.device}
+    if args.lr is not None:
+        overrides["lr"] = args.lr
+    if args.batch_size is not None:
+        overrides["batch_size"] = args.batch_size
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    TrainConfig(method=methods[0], dataset=args.dataset, epochs=args.epochs, **overrides)
+    compare(methods, args.dataset, seeds, args.epochs, Path(args.out), overrides,
+            _eval_config(args))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="probssl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"probssl {__version__}")
@@ -252,6 +284,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("methods", help="list methods and their parameters")
     p.set_defaults(func=cmd_methods)
+
+    p = sub.add_parser("compare", help="methods x seeds on one dataset, evaluated, tabulated")
+    p.add_argument("--methods", required=True, help="comma-separated, e.g. vae,random")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated (default 0,1,2)")
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", required=True)
+    eval_args(p)
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("demo", help="VAE vs random encoder on the bundled digits, evaluated")
     p.add_argument("--out", default="runs/demo")

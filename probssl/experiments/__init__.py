@@ -1,0 +1,1 @@
+"""Paper reproductions and method comparisons built on the trainer and evaluators."""

@@ -1,0 +1,130 @@
+"""Train several methods on one dataset over several seeds, evaluate each, tabulate.
+
+Resumable: a run whose last checkpoint already reached the requested epochs is not trained
+again, and an evaluation is reused when ``eval.json`` matches the checkpoint and protocol.
+The table reports mean ± standard error over seeds; its footer states the protocol, the
+machine and the wall time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from probssl.config import TrainConfig
+from probssl.evaluate import EvalConfig, evaluate_run
+from probssl.train import train
+from probssl.train.checkpoint import list_checkpoints
+from probssl.train.run import CONFIG_FILE, load_run, write_json_atomic
+
+COLUMNS = {
+    "knn_best": ("kNN % (best k on test)", lambda r: 100 * r["knn"]["best"]),
+    "knn_val_k": ("kNN % (k on val)", lambda r: 100 * r["knn_val_k"]["accuracy"]),
+    "linear_probe": ("linear probe %", lambda r: 100 * r["linear_probe"]["test_accuracy"]),
+}
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error (NaN for one value)."""
+    if len(values) < 2:
+        return float(values[0]), float("nan")
+    return statistics.fmean(values), statistics.stdev(values) / len(values) ** 0.5
+
+
+def fmt(m: float, s: float) -> str:
+    return f"{m:.1f}" if s != s else f"{m:.1f} ± {s:.1f}"
+
+
+def machine_line() -> str:
+    return (f"{socket.gethostname()}, {platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} CPUs, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), "
+            f"{'CUDA ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU'}")
+
+
+def command_line() -> str:
+    """How this process was invoked, as a user would type it."""
+    prog = Path(sys.argv[0]).name
+    if prog in ("__main__.py", "probssl"):
+        return "probssl " + " ".join(sys.argv[1:])
+    return " ".join(sys.argv)
+
+
+def _trained(run_dir: Path, epochs: int, method: str) -> bool:
+    ck = list_checkpoints(run_dir)
+    return (run_dir / CONFIG_FILE).is_file() and bool(ck) and \
+        ck[-1][0] >= (0 if method == "random" else epochs)
+
+
+def _evaluate(run_dir: Path, eval_cfg: EvalConfig) -> dict:
+    loaded = load_run(run_dir)
+    cached = run_dir / "eval.json"
+    if cached.is_file():
+        old = json.loads(cached.read_text())
+        if old.get("epoch") == loaded.epoch and old.get("protocol") == eval_cfg.__dict__:
+            return old
+    result = evaluate_run(loaded, eval_cfg)
+    write_json_atomic(cached, result)
+    return result
+
+
+def compare(methods: list[str], dataset: str, seeds: list[int], epochs: int, out: Path,
+            train_overrides: dict[str, Any] | None = None,
+            eval_cfg: EvalConfig | None = None, log=print) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    eval_cfg = eval_cfg or EvalConfig()
+    overrides = dict(train_overrides or {})
+    t0 = time.perf_counter()
+    results: dict[str, list[dict]] = {m: [] for m in methods}
+    train_seconds: dict[str, list[float]] = {m: [] for m in methods}
+    for seed in seeds:
+        for method in methods:
+            run_dir = out / f"{method}-{dataset.replace(':', '_').replace('/', '_')}-seed{seed}"
+            if not _trained(run_dir, epochs, method):
+                cfg = TrainConfig(method=method, dataset=dataset, epochs=epochs, seed=seed,
+                                  **overrides)
+                resume = (run_dir / CONFIG_FILE).is_file()
+                log(f"[compare] training {method} on {dataset}, seed {seed}, {epochs} epochs")
+                train(cfg, run_dir, resume=resume, verbose=False)
+            rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()
+                    if x.strip()] if (run_dir / "metrics.jsonl").is_file() else []
+            train_seconds[method].append(sum(r["seconds"] for r in rows))
+            res = _evaluate(run_dir, eval_cfg)
+            results[method].append(res)
+            log(f"[compare] {method} seed {seed}: kNN {100 * res['knn']['best']:.1f}%, "
+                f"linear probe {100 * res['linear_probe']['test_accuracy']:.1f}%")
+    summary = {m: {c: mean_se([f(r) for r in rs]) for c, (_, f) in COLUMNS.items()}
+               for m, rs in results.items()}
+    wall = time.perf_counter() - t0
+    header = "| method | " + " | ".join(name for name, _ in COLUMNS.values()) + \
+        " | train s / seed |"
+    lines = [header, "|" + "---|" * (len(COLUMNS) + 2)]
+    for m in methods:
+        cells = [fmt(*summary[m][c]) for c in COLUMNS]
+        secs = statistics.fmean(train_seconds[m]) if train_seconds[m] else 0.0
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {secs:.0f} |")
+    settings = ", ".join(f"{k}={v}" for k, v in overrides.items())
+    text = (f"{dataset}: {', '.join(methods)}; seeds {seeds}; {epochs} epochs"
+            + (f"; {settings}" if settings else "") + "\n\n" + "\n".join(lines) + "\n\n"
+            + f"Mean ± standard error over {len(seeds)} seed(s). {eval_cfg.footer()}\n\n"
+            + f"Command: `{command_line()}`  \nMachine: {machine_line()}  \n"
+            + f"Wall time of this invocation: {wall:.0f} s (training time per seed in the "
+              "table, from metrics.jsonl).\n")
+    (out / "table.md").write_text(text)
+    write_json_atomic(out / "results.json", {
+        "dataset": dataset, "methods": methods, "seeds": seeds, "epochs": epochs,
+        "train_overrides": overrides, "protocol": eval_cfg.__dict__, "summary": summary,
+        "per_seed": {m: [{c: f(r) for c, (_, f) in COLUMNS.items()} for r in rs]
+                     for m, rs in results.items()},
+        "wall_s": wall, "machine": machine_line(), "command": command_line()})
+    log(text)
+    return summary
