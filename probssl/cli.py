@@ -7,6 +7,7 @@ exit status 2; a diverged training exits with 3; a bug keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     get_method_spec(cfg.method)
     make_method_config(cfg.method, cfg.params, arch="mlp", latent_dim=1)
     result = train(cfg, Path(args.out), resume=args.resume, progress=not args.no_progress)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun only rank 0 reports
     last = result.history[-1] if result.history else {}
     shown = ", ".join(f"{k} {v:.4g}" for k, v in last.items()
                       if k not in ("epoch", "seconds", "views_per_s"))

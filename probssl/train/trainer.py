@@ -34,7 +34,9 @@ from probssl.train import checkpoint as ckpt
 from probssl.train.distributed import (
     DistInfo,
     all_reduce_mean,
+    any_true,
     barrier,
+    gather_objects,
     init_distributed,
     shutdown,
 )
@@ -188,7 +190,12 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
             method.load_state_dict(state["model"])
             if opt is not None and state.get("optimizer") is not None:
                 opt.load_state_dict(state["optimizer"])
-            _set_rng_state(state["rng"], aug_gen)
+            rng = state["rng"]
+            if len(rng) == dist_info.world_size:
+                _set_rng_state(rng[dist_info.rank], aug_gen)
+            else:  # resumed on a different number of processes: fresh, distinct streams
+                seed_everything(cfg.seed + 1_000 * dist_info.rank + int(state["epoch"]))
+                aug_gen.manual_seed(cfg.seed * 7919 + dist_info.rank + int(state["epoch"]))
             start_epoch = int(state["epoch"])
             history = state.get("history", [])
     if dist_info.is_main:
@@ -199,10 +206,13 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
     barrier(dist_info)
 
     def save(epoch: int) -> None:
+        # Every rank's RNG states are kept (collective call), so each rank resumes its own
+        # augmentation and sampling streams.
+        rng = gather_objects(_rng_state(aug_gen), dist_info)
         if dist_info.is_main:
             state = {"model": method.state_dict(),
                      "optimizer": opt.state_dict() if opt is not None else None,
-                     "epoch": epoch, "rng": _rng_state(aug_gen), "history": history,
+                     "epoch": epoch, "rng": rng, "history": history,
                      "config": resolved.config_dict()}
             ckpt.save_checkpoint(state, run_dir, epoch, cfg.keep_checkpoints)
 
@@ -233,7 +243,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
             views = augment(x_all[idx], method.n_views, resolved.augment, aug_gen)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 loss, metrics = model(views)
-            if not torch.isfinite(loss):
+            if any_true(~torch.isfinite(loss.detach()), dist_info):
                 last = ckpt.list_checkpoints(run_dir)
                 kept = f"checkpoint of epoch {last[-1][0]}" if last else "no checkpoint"
                 raise TrainingDiverged(

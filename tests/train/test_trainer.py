@@ -115,19 +115,27 @@ def test_vae_beats_random_encoder_on_digits(tmp_path):
     assert load_run(tmp_path / "rnd").epoch == 0
 
 
-def test_ddp_two_gloo_processes_end_with_identical_weights(tmp_path):
-    out = tmp_path / "ddp"
+def _torchrun(out, *args):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
-           "--nproc_per_node=2", str(ROOT / "tests" / "train" / "ddp_worker.py"), str(out)]
+           "--nproc_per_node=2", str(ROOT / "tests" / "train" / "ddp_worker.py"), str(out),
+           *map(str, args)]
     proc = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    w0 = torch.load(out / "rank0.pt")
-    w1 = torch.load(out / "rank1.pt")
+    return [torch.load(out / f"rank{r}.pt") for r in (0, 1)]
+
+
+def test_ddp_two_gloo_processes_identical_weights_and_exact_resume(tmp_path):
+    w0, w1 = _torchrun(tmp_path / "ddp", 2)
     for k in w0:
         assert torch.equal(w0[k], w1[k]), k
-    init = torch.load(list_checkpoints(out)[0][1], weights_only=False)["model"]
+    init = torch.load(list_checkpoints(tmp_path / "ddp")[0][1], weights_only=False)["model"]
     assert any(not torch.equal(init[k], w0[k]) for k in w0)  # training happened
-    meta = json.loads((out / "meta.json").read_text())
+    meta = json.loads((tmp_path / "ddp" / "meta.json").read_text())
     assert meta["world_size"] == 2
-    assert [r["epoch"] for r in read_metrics(out)] == [1, 2]
+    assert [r["epoch"] for r in read_metrics(tmp_path / "ddp")] == [1, 2]
+    # 1 epoch, then resume to 2: the same weights as the uninterrupted DDP run
+    _torchrun(tmp_path / "split", 1)
+    r0, r1 = _torchrun(tmp_path / "split", 2, "resume")
+    for k in w0:
+        assert torch.equal(r0[k], w0[k]) and torch.equal(r1[k], w0[k]), k
