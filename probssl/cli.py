@@ -101,11 +101,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from probssl.train import train
 
     cfg = train_config_from_args(args)
-    from probssl.methods import get_method_spec, make_method_config
-
-    # Validate the method's params before any data is loaded: typos fail in the first second.
-    get_method_spec(cfg.method)
-    make_method_config(cfg.method, cfg.params, arch="mlp", latent_dim=1)
     result = train(cfg, Path(args.out), resume=args.resume, progress=not args.no_progress)
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun only rank 0 reports

@@ -81,6 +81,11 @@ class TrainConfig:
             from probssl.data.augment import get_preset
 
             get_preset(self.augmentation)
+        from probssl.methods import make_method_config
+
+        # The method and its params are checked now, before any data is loaded, so a typo
+        # fails in the first second (dataset-dependent defaults are filled in later).
+        make_method_config(self.method, self.params, arch="mlp", latent_dim=1)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -158,11 +158,12 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
           progress: bool = True, verbose: bool = True) -> TrainResult:
     """Train ``cfg.method`` on ``cfg.dataset``, writing everything to ``run_dir``."""
     run_dir = Path(run_dir)
-    cfg = prepare_run_dir(cfg, run_dir, resume)
     device_kind = "cuda" if (cfg.device.startswith("cuda") or
                              (cfg.device == "auto" and torch.cuda.is_available())) else "cpu"
     dist_info = init_distributed(device_kind)
     try:
+        cfg = prepare_run_dir(cfg, run_dir, resume)
+        barrier(dist_info)  # every rank has checked the directory before rank 0 writes to it
         return _train(cfg, run_dir, resume, progress, verbose, dist_info)
     finally:
         shutdown(dist_info)
