@@ -22,6 +22,7 @@ import torch
 
 from probssl.config import TrainConfig
 from probssl.evaluate import EvalConfig, evaluate_run
+from probssl.methods import is_trainable
 from probssl.train import train
 from probssl.train.checkpoint import list_checkpoints
 from probssl.train.run import CONFIG_FILE, load_run, write_json_atomic
@@ -62,7 +63,7 @@ def command_line() -> str:
 def _trained(run_dir: Path, epochs: int, method: str) -> bool:
     ck = list_checkpoints(run_dir)
     return (run_dir / CONFIG_FILE).is_file() and bool(ck) and \
-        ck[-1][0] >= (0 if method == "random" else epochs)
+        ck[-1][0] >= (epochs if is_trainable(method) else 0)
 
 
 def _evaluate(run_dir: Path, eval_cfg: EvalConfig) -> dict:
@@ -93,7 +94,9 @@ def compare(methods: list[str], dataset: str, seeds: list[int], epochs: int, out
                 cfg = TrainConfig(method=method, dataset=dataset, epochs=epochs, seed=seed,
                                   **overrides)
                 resume = (run_dir / CONFIG_FILE).is_file()
-                log(f"[compare] training {method} on {dataset}, seed {seed}, {epochs} epochs")
+                what = f"training for {epochs} epochs" if is_trainable(method) else \
+                    "initialising (no training)"
+                log(f"[compare] {method} on {dataset}, seed {seed}: {what}")
                 train(cfg, run_dir, resume=resume, verbose=False)
             rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()
                     if x.strip()] if (run_dir / "metrics.jsonl").is_file() else []

@@ -52,9 +52,14 @@ def make_method_config(name: str, params: dict[str, Any], *, arch: str,
     return cfg
 
 
+def is_trainable(name: str) -> bool:
+    """False for methods that are evaluated as initialised (``random``)."""
+    return bool(getattr(get_method_spec(name).build, "trainable", True))
+
+
 def build_method(name: str, config: MethodConfig, image_shape: tuple[int, int, int]) -> Method:
     return get_method_spec(name).build(config, image_shape)
 
 
 __all__ = ["METHODS", "Method", "MethodConfig", "MethodSpec", "build_method",
-           "get_method_spec", "make_method_config"]
+           "get_method_spec", "is_trainable", "make_method_config"]
