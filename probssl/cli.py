@@ -55,6 +55,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     for flag, (_, tp, help_) in TRAIN_FLAGS.items():
         p.add_argument("--" + flag.replace("_", "-"), dest=flag, type=str, default=None,
                        metavar=tp.__name__.upper(), help=help_)
+    p.add_argument("--critic", default=None, help="shortcut for --set critic=NAME (rpm)")
+    p.add_argument("--prior", default=None, help="shortcut for --set prior=NAME (rpm)")
     p.add_argument("--set", dest="assignments", action="append", default=[],
                    metavar="KEY=VALUE", help="a method parameter, e.g. --set beta=4 (repeatable)")
     p.add_argument("--download", action="store_true", default=None,
@@ -88,6 +90,9 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     method = values.get("method", TrainConfig.method)
     if not isinstance(method, str):
         raise UserError(f"{where}: key 'method' must be str; got {method!r}")
+    shortcuts = [f"{k}={getattr(args, k)}" for k in ("critic", "prior")
+                 if getattr(args, k, None) is not None]
+    args.assignments = list(args.assignments) + shortcuts
     if args.assignments:
         spec = get_method_spec(method)
         params.update(parse_assignments(args.assignments, spec.config_cls,

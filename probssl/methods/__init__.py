@@ -10,6 +10,7 @@ from probssl.config import build_dataclass
 from probssl.errors import UserError
 from probssl.methods.base import Method, MethodConfig
 from probssl.methods.random_init import RandomConfig, RandomEncoder
+from probssl.methods.rpm import RPM, RPMConfig
 from probssl.methods.vae import VAE, VAEConfig
 
 
@@ -26,6 +27,8 @@ METHODS: dict[str, MethodSpec] = {
     "vae": MethodSpec("vae", VAEConfig, VAE, "VAE, N(0, I) prior (Kingma & Welling 2014)"),
     "beta-vae": MethodSpec("beta-vae", VAEConfig, VAE, "beta-VAE (Higgins et al. 2017)",
                            {"beta": 4.0}),
+    "rpm": MethodSpec("rpm", RPMConfig, RPM,
+                      "recognition-parameterised model: InfoNCE as an ELBO (Aitchison & Walker)"),
     "random": MethodSpec("random", RandomConfig, RandomEncoder,
                          "untrained encoder of the same architecture (lower bound)"),
 }

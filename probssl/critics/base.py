@@ -1,0 +1,25 @@
+"""What a critic is: the coupling f_θ(z, z') of the RPM prior (infonce-rpm-v3 Eq. 21b).
+
+Choosing a critic is choosing a prior: P_θ(z'|z) ∝ R(z') f_θ(z, z'). Every critic returns the
+pairwise matrix log f_θ(z_i, z'_j) for two batches, so the positive pairs sit on the diagonal
+and the other columns are the in-batch negatives.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Critic(nn.Module):
+    def forward(self, z: torch.Tensor, zp: torch.Tensor) -> torch.Tensor:
+        """(B, d), (B', d) -> (B, B') matrix of log f(z_i, z'_j)."""
+        raise NotImplementedError
+
+    def paired(self, z: torch.Tensor, zp: torch.Tensor) -> torch.Tensor:
+        """log f(z_i, z'_i) for aligned pairs, shape (B,). Subclasses may do it cheaper."""
+        return torch.diagonal(self(z, zp))
+
+    def log_params(self) -> dict[str, float]:
+        """Learned scalars worth logging each epoch (e.g. the RBF length-scale)."""
+        return {}

@@ -1,0 +1,21 @@
+"""Cosine critic f(z, z') = exp(cos(z, z') / τ), SimCLR's NT-Xent similarity (fixed τ)."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from probssl.critics.base import Critic
+
+
+class CosineCritic(Critic):
+    def __init__(self, dim: int, temperature: float = 0.5):
+        super().__init__()
+        if not temperature > 0:
+            raise ValueError("temperature must be > 0")
+        self.temperature = temperature
+
+    def forward(self, z, zp):
+        return F.normalize(z, dim=-1) @ F.normalize(zp, dim=-1).T / self.temperature
+
+    def paired(self, z, zp):
+        return (F.normalize(z, dim=-1) * F.normalize(zp, dim=-1)).sum(-1) / self.temperature

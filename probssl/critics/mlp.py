@@ -1,0 +1,25 @@
+"""Learned MLP critic log f(z, z') = MLP([z, z']): the flexible "maximise MI" choice
+(infonce-rpm-v3 Sec. 3.2: a flexible f tightens I_N towards the MI)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from probssl.critics.base import Critic
+
+
+class MLPCritic(Critic):
+    def __init__(self, dim: int, hidden: int = 64):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2 * dim, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, z, zp):
+        b, bp = len(z), len(zp)
+        pairs = torch.cat([z.unsqueeze(1).expand(b, bp, -1), zp.unsqueeze(0).expand(b, bp, -1)],
+                          dim=-1)
+        return self.net(pairs).squeeze(-1)
+
+    def paired(self, z, zp):
+        return self.net(torch.cat([z, zp], dim=-1)).squeeze(-1)

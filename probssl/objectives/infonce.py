@@ -1,0 +1,58 @@
+r"""InfoNCE bounds from a matrix of critic scores S_ij = log f(z_i, z'_j).
+
+Positives are on the diagonal; for row i the other B − 1 columns are the in-batch negatives,
+so N = B − 1.
+
+* :func:`infonce_bound` — I_N of infonce-rpm-v3 Eq. 6,
+  E[ log f(z,z') / (f(z,z') + Σ_{j=1}^N f(z,z'_j)) ] + log N.
+  Convention: the paper adds log N, so I_N ≤ log N always (each ratio is ≤ 1). Oord et al.
+  add log(N + 1) = log B instead (``convention="oord"``), bounding it by log(N + 1).
+* :func:`infinite_sample_infonce` — the batch estimate of I_∞ (Eq. 24),
+  E[log f(z,z')] − E_z[ log E_{z'} f(z,z') ], with E_{z'} the batch's empirical marginal.
+* :func:`pair_retrieval_accuracy` — the empirical-marginal model's pairing distribution
+  P(j | i) ∝ f(z_i, z'_j) (App. A.1, Eq. 34) used to retrieve each x_i's partner.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _check_square(scores: torch.Tensor) -> int:
+    if scores.dim() != 2 or scores.shape[0] != scores.shape[1] or scores.shape[0] < 2:
+        raise ValueError(f"scores must be a square (B, B) matrix with B >= 2; got "
+                         f"{tuple(scores.shape)}")
+    return scores.shape[0]
+
+
+def infonce_bound(scores: torch.Tensor, convention: str = "paper") -> torch.Tensor:
+    """I_N (Eq. 6) from a (B, B) score matrix; N = B − 1 in-batch negatives."""
+    b = _check_square(scores)
+    log_ratio = torch.diagonal(scores) - torch.logsumexp(scores, dim=1)
+    if convention == "paper":
+        offset = math.log(b - 1)
+    elif convention == "oord":
+        offset = math.log(b)
+    else:
+        raise ValueError("convention must be 'paper' (+ log N) or 'oord' (+ log(N+1))")
+    return log_ratio.mean() + offset
+
+
+def infinite_sample_infonce(scores: torch.Tensor) -> torch.Tensor:
+    """Batch estimate of I_∞ (Eq. 24): mean_i S_ii − mean_i log mean_j exp S_ij."""
+    b = _check_square(scores)
+    return torch.diagonal(scores).mean() - (torch.logsumexp(scores, dim=1) - math.log(b)).mean()
+
+
+def pairing_log_probs(scores: torch.Tensor) -> torch.Tensor:
+    """log P(j | i) ∝ f(z_i, z'_j) (Eq. 34): a row-wise log-softmax of the scores."""
+    return torch.log_softmax(scores, dim=1)
+
+
+def pair_retrieval_accuracy(scores: torch.Tensor) -> float:
+    """Fraction of rows i whose most probable partner under P(j | i) is j = i."""
+    _check_square(scores)
+    pred = scores.argmax(dim=1)
+    return float((pred == torch.arange(len(scores), device=scores.device)).float().mean())

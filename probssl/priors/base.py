@@ -1,0 +1,31 @@
+"""The prior interface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class PriorContext:
+    """What a prior may use besides (z, z'): the recognition marginals at the samples and,
+    for critic-built priors, the (B, B) critic score matrix over the batch."""
+
+    log_rz: torch.Tensor
+    log_rzp: torch.Tensor
+    scores: torch.Tensor | None = None
+
+
+class RPMPrior(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def log_prob(self, z: torch.Tensor, zp: torch.Tensor, ctx: PriorContext) -> torch.Tensor:
+        """log P_θ(z_i, z'_i), shape (B,)."""
+        raise NotImplementedError
+
+    def log_params(self) -> dict[str, float]:
+        return {}

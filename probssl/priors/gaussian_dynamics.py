@@ -1,0 +1,32 @@
+r"""Gaussian latent-dynamics prior: z ~ N(m, diag s0²), z' = A z + b + noise, noise ~ N(0, s² I),
+with A, b, s (and m, s0) learned:
+
+    log P_θ(z, z') = log N(z; m, diag s0²) + log N(z'; A z + b, s² I).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from probssl.objectives.rpm import diag_gaussian_log_prob
+from probssl.priors.base import PriorContext, RPMPrior
+
+
+class GaussianDynamicsPrior(RPMPrior):
+    def __init__(self, dim: int, init_A: float = 1.0, init_noise: float = 0.5):
+        super().__init__(dim)
+        self.A = nn.Parameter(init_A * torch.eye(dim))
+        self.b = nn.Parameter(torch.zeros(dim))
+        self.log_noise_var = nn.Parameter(torch.tensor(2 * float(torch.tensor(init_noise).log())))
+        self.m = nn.Parameter(torch.zeros(dim))
+        self.log_var0 = nn.Parameter(torch.zeros(dim))
+
+    def log_prob(self, z, zp, ctx: PriorContext | None = None):
+        prior_z = diag_gaussian_log_prob(z, self.m, self.log_var0)
+        trans = diag_gaussian_log_prob(zp, z @ self.A.T + self.b, self.log_noise_var)
+        return prior_z + trans
+
+    def log_params(self):
+        return {"noise_std": float((0.5 * self.log_noise_var.detach()).exp()),
+                "A_trace": float(self.A.detach().trace())}

@@ -1,0 +1,24 @@
+r"""The InfoNCE prior (infonce-rpm-v3 Eq. 21-22), built from any critic:
+
+    P(z) = R(z),   P_θ(z' | z) = R(z') f_θ(z, z') / Z(z),   Z(z) = E_{R(z')}[f_θ(z, z')].
+
+Z(z) is estimated with the batch's z' (the empirical marginal), so the RPM ELBO under this
+prior is exactly the batch I_∞ of Eq. 24 (the R(z) R(z') terms cancel).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from probssl.priors.base import PriorContext, RPMPrior
+
+
+class InfoNCEPrior(RPMPrior):
+    def log_prob(self, z, zp, ctx: PriorContext) -> torch.Tensor:
+        if ctx.scores is None:
+            raise ValueError("the InfoNCE prior needs the critic score matrix")
+        b = ctx.scores.shape[1]
+        log_z = torch.logsumexp(ctx.scores, dim=1) - math.log(b)
+        return ctx.log_rz + ctx.log_rzp + torch.diagonal(ctx.scores) - log_z
