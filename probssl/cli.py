@@ -7,6 +7,7 @@ exit status 2; a diverged training exits with 3; a bug keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -241,6 +242,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify_theory(args: argparse.Namespace) -> int:
+    from probssl.experiments.compare import command_line, machine_line
+    from probssl.experiments.verify_theory import format_table, run
+
+    if not args.scale > 0:
+        raise UserError(f"--scale must be > 0; got {args.scale}")
+    rows, seconds = run(args.seed, args.scale)
+    print(format_table(rows))
+    failed = [r for r in rows if not r.passed]
+    print(f"\n{len(rows) - len(failed)}/{len(rows)} identities hold. Command: "
+          f"`{command_line()}`; machine: {machine_line()}; wall time {seconds:.1f} s.")
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps([r.to_json() for r in rows], indent=2) + "\n")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="probssl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"probssl {__version__}")
@@ -300,6 +319,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     eval_args(p)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("verify-theory",
+                       help="check every RPM identity numerically on closed-form problems")
+    p.add_argument("--json", default=None, help="also write the rows as JSON")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="Monte-Carlo sample-size multiplier (default 1)")
+    p.set_defaults(func=cmd_verify_theory)
 
     p = sub.add_parser("demo", help="VAE vs random encoder on the bundled digits, evaluated")
     p.add_argument("--out", default="runs/demo")
