@@ -217,6 +217,23 @@ def _int_list(text: str) -> list[int]:
         raise UserError(f"--seeds expects comma-separated integers; got {text!r}") from None
 
 
+def method_params_for(methods: list[str], assignments: list[str]) -> dict[str, dict]:
+    """Give each ``KEY=VALUE`` to every method whose config has KEY (at least one must)."""
+    from probssl.methods import get_method_spec
+
+    out: dict[str, dict] = {m: {} for m in methods}
+    for item in assignments:
+        key = item.split("=", 1)[0].strip().replace("-", "_")
+        takers = [m for m in methods if key in field_names(get_method_spec(m).config_cls)]
+        if not takers:
+            raise UserError(f"--set {item}: none of {', '.join(methods)} has a parameter "
+                            f"'{key}'")
+        for m in takers:
+            out[m].update(parse_assignments([item], get_method_spec(m).config_cls,
+                                            f"params for method '{m}'"))
+    return out
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from probssl.experiments.compare import compare
     from probssl.methods import get_method_spec
@@ -236,9 +253,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         overrides["batch_size"] = args.batch_size
     if args.data_dir is not None:
         overrides["data_dir"] = args.data_dir
-    TrainConfig(method=methods[0], dataset=args.dataset, epochs=args.epochs, **overrides)
+    params = method_params_for(methods, args.assignments)
+    for m in methods:
+        TrainConfig(method=m, dataset=args.dataset, epochs=args.epochs, params=params[m],
+                    **overrides)
     compare(methods, args.dataset, seeds, args.epochs, Path(args.out), overrides,
-            _eval_config(args))
+            _eval_config(args), params=params)
     return 0
 
 
@@ -309,6 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="methods x seeds on one dataset, evaluated, tabulated")
     p.add_argument("--methods", required=True, help="comma-separated, e.g. vae,random")
+    p.add_argument("--set", dest="assignments", action="append", default=[],
+                   metavar="KEY=VALUE", help="a parameter for every method that has it")
     p.add_argument("--dataset", required=True)
     p.add_argument("--seeds", default="0,1,2", help="comma-separated (default 0,1,2)")
     p.add_argument("--epochs", type=int, default=20)

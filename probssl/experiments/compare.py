@@ -80,7 +80,8 @@ def _evaluate(run_dir: Path, eval_cfg: EvalConfig) -> dict:
 
 def compare(methods: list[str], dataset: str, seeds: list[int], epochs: int, out: Path,
             train_overrides: dict[str, Any] | None = None,
-            eval_cfg: EvalConfig | None = None, log=print) -> dict:
+            eval_cfg: EvalConfig | None = None, log=print,
+            params: dict[str, dict[str, Any]] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     eval_cfg = eval_cfg or EvalConfig()
     overrides = dict(train_overrides or {})
@@ -92,7 +93,7 @@ def compare(methods: list[str], dataset: str, seeds: list[int], epochs: int, out
             run_dir = out / f"{method}-{dataset.replace(':', '_').replace('/', '_')}-seed{seed}"
             if not _trained(run_dir, epochs, method):
                 cfg = TrainConfig(method=method, dataset=dataset, epochs=epochs, seed=seed,
-                                  **overrides)
+                                  params=dict((params or {}).get(method, {})), **overrides)
                 resume = (run_dir / CONFIG_FILE).is_file()
                 what = f"training for {epochs} epochs" if is_trainable(method) else \
                     "initialising (no training)"
@@ -115,7 +116,9 @@ def compare(methods: list[str], dataset: str, seeds: list[int], epochs: int, out
         cells = [fmt(*summary[m][c]) for c in COLUMNS]
         secs = statistics.fmean(train_seconds[m]) if train_seconds[m] else 0.0
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {secs:.0f} |")
-    settings = ", ".join(f"{k}={v}" for k, v in overrides.items())
+    settings = ", ".join([f"{k}={v}" for k, v in overrides.items()]
+                         + [f"{m}.{k}={v}" for m, ps in (params or {}).items()
+                            for k, v in ps.items()])
     text = (f"{dataset}: {', '.join(methods)}; seeds {seeds}; {epochs} epochs"
             + (f"; {settings}" if settings else "") + "\n\n" + "\n".join(lines) + "\n\n"
             + f"Mean ± standard error over {len(seeds)} seed(s). {eval_cfg.footer()}\n\n"
@@ -125,7 +128,8 @@ def compare(methods: list[str], dataset: str, seeds: list[int], epochs: int, out
     (out / "table.md").write_text(text)
     write_json_atomic(out / "results.json", {
         "dataset": dataset, "methods": methods, "seeds": seeds, "epochs": epochs,
-        "train_overrides": overrides, "protocol": eval_cfg.__dict__, "summary": summary,
+        "train_overrides": overrides, "params": params or {}, "protocol": eval_cfg.__dict__,
+        "summary": summary,
         "per_seed": {m: [{c: f(r) for c, (_, f) in COLUMNS.items()} for r in rs]
                      for m, rs in results.items()},
         "wall_s": wall, "machine": machine_line(), "command": command_line()})
