@@ -143,6 +143,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_run(loaded, cfg, device=args.device)
     write_json_atomic(Path(args.run) / "eval.json", result)
     print(format_eval(result))
+    if "pair_retrieval" in result:
+        pr = result["pair_retrieval"]
+        print(f"held-out pair retrieval (Eq. 34): top-1 {100 * pr['top1']:.1f}% among "
+              f"{pr['batch_size']} candidates (chance {100 * pr['chance']:.1f}%)")
     print("kNN per k: " + " ".join(f"{k}:{100 * v:.1f}" for k, v in result["knn"]["per_k"].items()))
     print(cfg.footer())
     return 0

@@ -7,8 +7,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from probssl.config import check_types
+from probssl.data.augment import augment
 from probssl.errors import UserError
 from probssl.evaluate.embed import run_embeddings
 from probssl.evaluate.knn import METRICS, knn_accuracy, knn_accuracy_val_k
@@ -64,6 +66,32 @@ def evaluate_run(loaded, cfg: EvalConfig, device: str = "cpu") -> dict:
     z_te, y_te = run_embeddings(loaded, "test", device=device)
     result = evaluate_embeddings(z_tr, y_tr, z_te, y_te, cfg)
     tc = loaded.resolved.train
+    if hasattr(loaded.method, "critic"):
+        result["pair_retrieval"] = pair_retrieval(loaded, device=device)
     result.update({"run": str(Path(loaded.run_dir)), "method": tc.method,
                    "dataset": tc.dataset, "seed": tc.seed, "epoch": loaded.epoch})
     return result
+
+
+@torch.no_grad()
+def pair_retrieval(loaded, split: str = "test", batch_size: int = 128, seed: int = 0,
+                   device: str = "cpu") -> dict:
+    """Held-out pair retrieval for critic-based methods (infonce-rpm-v3 App. A.1, Eq. 34).
+
+    Two augmentations of each held-out image form a pair; within batches of ``batch_size``
+    pairs, x_i's predicted partner is argmax_j P(j | i) ∝ f(z_i, z'_j). Returns top-1 accuracy
+    (chance = 1 / batch_size).
+    """
+    method = loaded.method
+    x, _ = loaded.resolved.data.split(split)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    hits, total = 0, 0
+    for start in range(0, len(x) - batch_size + 1, batch_size):
+        views = augment(x[start:start + batch_size].to(device), 2, loaded.resolved.augment, gen)
+        z = method.encoder.embed(views[:, 0])
+        zp = method.encoder_prime.embed(views[:, 1])
+        scores = method.critic(z, zp)
+        hits += int((scores.argmax(1) == torch.arange(len(z), device=device)).sum())
+        total += len(z)
+    return {"top1": hits / max(total, 1), "pairs": total, "batch_size": batch_size,
+            "chance": 1 / batch_size}

@@ -37,3 +37,15 @@ def test_rpm_rejects_bad_params():
         TrainConfig(method="rpm", params={"critic": "linear"})
     with pytest.raises(UserError, match="unknown prior"):
         TrainConfig(method="rpm", params={"prior": "flat"})
+
+
+def test_rpm_evaluation_reports_held_out_pair_retrieval(tmp_path):
+    from probssl.evaluate import EvalConfig, evaluate_run
+    from probssl.train.run import load_run
+
+    cfg = TrainConfig(method="rpm", dataset="digits", epochs=5, device="cpu",
+                      params={"critic": "rbf"})
+    train(cfg, tmp_path / "r", progress=False, verbose=False)
+    res = evaluate_run(load_run(tmp_path / "r"), EvalConfig(probe_epochs=2))
+    pr = res["pair_retrieval"]
+    assert pr["pairs"] == 256 and pr["top1"] > 10 * pr["chance"]
