@@ -14,12 +14,15 @@ from probssl.train.run import read_metrics
     ("cosine", "infonce", "deterministic"), ("rbf", "infonce", "deterministic"),
     ("bilinear", "infonce", "gaussian"), ("dot", "infonce", "deterministic"),
     ("mlp", "infonce", "deterministic"), ("rbf", "gaussian-dynamics", "deterministic"),
-    ("cosine", "gaussian-dynamics", "gaussian")])
+    ("cosine", "gaussian-dynamics", "gaussian"), ("rbf", "infonce", "separate-encoders")])
 def test_rpm_trains_and_logs(tmp_path, critic, prior, recognition):
+    shared = recognition != "separate-encoders"
     cfg = TrainConfig(method="rpm", dataset="digits", epochs=3, device="cpu",
-                      params={"critic": critic, "prior": prior, "recognition": recognition,
-                              "latent_dim": 8})
-    train(cfg, tmp_path / "r", progress=False, verbose=False)
+                      params={"critic": critic, "prior": prior, "latent_dim": 8,
+                              "recognition": recognition if shared else "deterministic",
+                              "shared_encoder": shared})
+    result = train(cfg, tmp_path / "r", progress=False, verbose=False)
+    assert (result.method.encoder is result.method.encoder_prime) == shared
     rows = read_metrics(tmp_path / "r")
     assert {"I_N", "I_inf", "pair_top1", "objective"} <= set(rows[0])
     if critic == "rbf":
