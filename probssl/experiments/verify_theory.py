@@ -199,7 +199,7 @@ def check_mi_minus_kl(gen, scale: float) -> list[Row]:
     kl = d * _gaussian_kl_2x2([[1, rho], [rho, 1]],
                               [[v0, a * v0], [a * v0, a * a * v0 + noise_var]])
     expected = gaussian_mi(d, rho) - kl
-    return [Row("ELBO == MI - KL(R(z,z') || P) for a Gaussian-dynamics prior", "Eq. 17-18",
+    return [Row("ELBO == MI - KL(R(z,z') ‖ P) for a Gaussian-dynamics prior", "Eq. 17-18",
                 "==", expected, m, se, 3 * se, abs(m - expected) <= 3 * se)]
 
 
@@ -305,7 +305,7 @@ def check_density_ratio(gen, scale: float) -> list[Row]:
     spread = abs(estimates[0] - estimates[1]) / 2
     tol = 3 * math.hypot(se, spread)
     m = sum(estimates) / 2
-    return [Row("classifier estimate of KL(R(z)||P(z)) (unstructured RPM)", "Sec. 3.1",
+    return [Row("classifier estimate of KL(R(z)‖P(z)) (unstructured RPM)", "Sec. 3.1",
                 "==", kl, m, math.hypot(se, spread), tol, abs(m - kl) <= tol)]
 
 
