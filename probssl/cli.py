@@ -31,6 +31,7 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "dataset": ("dataset", str, "dataset name, folder:PATH or npz:FILE"),
     "data_dir": ("data_dir", str, "folder holding the dataset's files (skips the cache)"),
     "augmentation": ("augmentation", str, "augmentation preset (default: the dataset's)"),
+    "views": ("views", str, "augment (J augmentations) or next-frame (frames t..t+J-1)"),
     "epochs": ("epochs", int, "training epochs"),
     "batch_size": ("batch_size", int, "images per step per process"),
     "lr": ("lr", float, "Adam learning rate"),

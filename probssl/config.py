@@ -43,6 +43,10 @@ class TrainConfig:
     data_dir: str | None = None
     download: bool = False
     augmentation: str | None = None  # preset name; None = the dataset's default
+    # How a step's J views arise: "augment" = J augmentations of each image; "next-frame" =
+    # the training images are an ordered sequence and the views are frames t, t+1, ... t+J-1
+    # (no augmentation), e.g. consecutive video frames for an RPM.
+    views: str = "augment"
     epochs: int = 20
     batch_size: int = 128
     lr: float = 1e-3
@@ -75,6 +79,8 @@ class TrainConfig:
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise UserError(f"device must be one of {', '.join(DEVICES)} or cuda:N; "
                             f"got {self.device!r}")
+        if self.views not in ("augment", "next-frame"):
+            raise UserError(f"views must be 'augment' or 'next-frame'; got {self.views!r}")
         if self.keep_checkpoints < 1:
             raise UserError(f"keep_checkpoints must be >= 1; got {self.keep_checkpoints}")
         if self.augmentation is not None:

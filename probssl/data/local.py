@@ -21,12 +21,13 @@ LOCAL_TEST_FRACTION = 0.2
 
 
 def split_indices(n: int, labels: np.ndarray | None, seed: int, test_fraction: float):
-    """Deterministic train/test split, stratified when labels are given."""
+    """Deterministic train/test split: stratified at random when labels are given; for
+    unlabelled data contiguous (the last ``test_fraction`` held out), so an ordered sequence
+    of frames keeps consecutive frames consecutive."""
     rng = np.random.default_rng(seed)
     if labels is None:
-        perm = rng.permutation(n)
         n_test = max(1, int(round(n * test_fraction)))
-        return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+        return np.arange(n - n_test), np.arange(n - n_test, n)
     train, test = [], []
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
@@ -102,7 +103,8 @@ def _labels(y: np.ndarray, n: int, source: str, key: str) -> np.ndarray:
 def load_npz(path: Path) -> ImageDataset:
     """``npz:FILE`` with array ``x`` and optional ``y``; optional ``x_test``/``y_test``.
 
-    Without ``x_test`` a deterministic 80/20 split is made (stratified when ``y`` is given).
+    Without ``x_test`` a deterministic 80/20 split is made (stratified when ``y`` is given,
+    the last 20 % when not, so a sequence of frames stays in order for ``views="next-frame"``).
     """
     if not path.is_file():
         raise DatasetNotFound(f"npz dataset {path} does not exist")

@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 
 from probssl.config import TrainConfig
-from probssl.data import augment
+from probssl.data import augment, preprocess
 from probssl.errors import TrainingDiverged, UserError
 from probssl.methods import Method, build_method
 from probssl.train import checkpoint as ckpt
@@ -176,7 +176,10 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
     data = resolved.data
     seed_everything(cfg.seed)
     method = build_method(cfg.method, resolved.method, data.image_shape).to(device)
-    n_train = len(data.x_train)
+    # With next-frame views an "item" is a start frame t with t + J - 1 still in the sequence.
+    n_train = len(data.x_train) - (method.n_views - 1 if cfg.views == "next-frame" else 0)
+    if n_train < 1:
+        raise UserError(f"next-frame views need more than {method.n_views - 1} frames")
     if method.trainable and cfg.batch_size > n_train // dist_info.world_size:
         raise UserError(f"batch_size {cfg.batch_size} is larger than the "
                         f"{n_train // dist_info.world_size} training images per process")
@@ -241,7 +244,12 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
                    disable=(not show) or None, unit="step")
         for step in bar:
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            views = augment(x_all[idx], method.n_views, resolved.augment, aug_gen)
+            if cfg.views == "next-frame":
+                frames = idx.unsqueeze(1) + torch.arange(method.n_views, device=device)
+                views = preprocess(x_all[frames.flatten()], resolved.augment).unflatten(
+                    0, frames.shape)
+            else:
+                views = augment(x_all[idx], method.n_views, resolved.augment, aug_gen)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 loss, metrics = model(views)
             if any_true(~torch.isfinite(loss.detach()), dist_info):

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
@@ -139,3 +140,35 @@ def test_ddp_two_gloo_processes_identical_weights_and_exact_resume(tmp_path):
     r0, r1 = _torchrun(tmp_path / "split", 2, "resume")
     for k in w0:
         assert torch.equal(r0[k], w0[k]) and torch.equal(r1[k], w0[k]), k
+
+
+class _RecordViews(Method):
+    """Records the views the trainer feeds it (to check next-frame pairing)."""
+
+    seen: list = []
+
+    def __init__(self, config, image_shape):
+        super().__init__(config)
+        self.encoder = build_encoder("mlp", image_shape, 2, "deterministic")
+
+    def forward(self, views):
+        _RecordViews.seen.append(views.detach().clone())
+        z, _ = self.encoder(views.flatten(0, 1))
+        return z.pow(2).mean(), {}
+
+
+def test_next_frame_views_are_consecutive_frames(tmp_path, monkeypatch):
+    frames = np.repeat(np.arange(50, dtype=np.uint8)[:, None, None], 6, 1).repeat(6, 2)
+    np.savez(tmp_path / "seq.npz", x=frames)  # frame t has every pixel = t
+    monkeypatch.setitem(METHODS, "record", MethodSpec("record", MethodConfig, _RecordViews, ""))
+    _RecordViews.seen = []
+    cfg = TrainConfig(method="record", dataset=f"npz:{tmp_path / 'seq.npz'}", epochs=1,
+                      batch_size=8, views="next-frame", augmentation="none",
+                      params={"n_views": 3}, device="cpu")
+    train(cfg, tmp_path / "r", progress=False, verbose=False)
+    views = torch.cat(_RecordViews.seen)  # (items, 3, 1, 6, 6)
+    t = (views[:, :, 0, 0, 0] * 255).round()
+    assert torch.equal(t[:, 1] - t[:, 0], torch.ones(len(t)))
+    assert torch.equal(t[:, 2] - t[:, 1], torch.ones(len(t)))
+    # 40 training frames (contiguous 80 %), 38 start frames, each seen once per epoch
+    assert sorted(t[:, 0].tolist()) == list(range(38))
