@@ -99,7 +99,6 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         spec = get_method_spec(method)
         params.update(parse_assignments(args.assignments, spec.config_cls,
                                         f"params for method '{method}'"))
-    get_method_spec(method)
     values["params"] = params
     return build_dataclass(TrainConfig, values, f"config ({where})")
 

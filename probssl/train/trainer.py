@@ -125,8 +125,7 @@ class _TensorBoard:
 
 def _check_resume_compatible(saved: TrainConfig, new: TrainConfig, run_dir: Path) -> None:
     a, b = saved.to_dict(), new.to_dict()
-    new_params = {k: v for k, v in b.pop("params").items()}
-    saved_params = a.pop("params")
+    new_params, saved_params = b.pop("params"), a.pop("params")
     diffs = [k for k in a if k not in RESUMABLE_CHANGES and a[k] != b[k]
              and not (k == "augmentation" and b[k] is None)]
     diffs += [f"params.{k}" for k, v in new_params.items() if saved_params.get(k) != v]
