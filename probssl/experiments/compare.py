@@ -25,7 +25,7 @@ from probssl.evaluate import EvalConfig, evaluate_run
 from probssl.methods import is_trainable
 from probssl.train import train
 from probssl.train.checkpoint import list_checkpoints
-from probssl.train.run import CONFIG_FILE, load_run, write_json_atomic
+from probssl.train.run import CONFIG_FILE, load_run, read_metrics, write_json_atomic
 
 COLUMNS = {
     "knn_best": ("kNN % (best k on test)", lambda r: 100 * r["knn"]["best"]),
@@ -99,9 +99,7 @@ def compare(methods: list[str], dataset: str, seeds: list[int], epochs: int, out
                     "initialising (no training)"
                 log(f"[compare] {method} on {dataset}, seed {seed}: {what}")
                 train(cfg, run_dir, resume=resume, verbose=False)
-            rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()
-                    if x.strip()] if (run_dir / "metrics.jsonl").is_file() else []
-            train_seconds[method].append(sum(r["seconds"] for r in rows))
+            train_seconds[method].append(sum(r["seconds"] for r in read_metrics(run_dir)))
             res = _evaluate(run_dir, eval_cfg)
             results[method].append(res)
             log(f"[compare] {method} seed {seed}: kNN {100 * res['knn']['best']:.1f}%, "
