@@ -130,6 +130,19 @@ BAD_INPUTS = {
     "npz missing": (["train", "--dataset", "npz:{t}/none.npz", "--out", "{t}/r"],
                     "does not exist"),
     "knn metric": (["evaluate", "{t}", "--knn-metric", "manhattan"], "knn metric"),
+    "balls zero seeds": (["experiment", "moving-balls", "--seeds", "0", "--out", "{t}/r"],
+                         "at least one seed"),
+    "balls seeds word": (["experiment", "moving-balls", "--seeds", "five", "--out", "{t}/r"],
+                         "--seeds"),
+    "balls method": (["experiment", "moving-balls", "--methods", "rbf,linear", "--out",
+                      "{t}/r"], "unknown method 'linear'"),
+    "balls kind": (["experiment", "moving-balls", "--balls", "striped", "--out", "{t}/r"],
+                   "coloured"),
+    "balls too few frames": (["experiment", "moving-balls", "--frames", "20", "--out", "{t}/r"],
+                             "too few training pairs"),
+    "balls negative lr": (["experiment", "moving-balls", "--lr=-0.1", "--out", "{t}/r"],
+                          "lr > 0"),
+    "unknown experiment": (["experiment", "bouncing-cubes"], "invalid choice"),
 }
 
 

@@ -21,7 +21,7 @@ from probssl.errors import UserError
 
 @dataclass
 class BallsVideo:
-    frames: torch.Tensor  # uint8 (T, 1, size, size), ball pixels 255
+    frames: torch.Tensor  # uint8 (T, C, size, size), ball pixels 255 (C = 1 or n_balls)
     centres: torch.Tensor  # float64 (T, n_balls, 2), (x, y) in pixels, origin top-left corner
 
 
@@ -75,8 +75,12 @@ def simulate_centres(n_frames: int = 900, size: int = 256, n_balls: int = 3,
 
 
 def render(centres: np.ndarray | torch.Tensor, size: int = 256, diameter: float = 32.0,
-           chunk: int = 64) -> torch.Tensor:
-    """uint8 frames (T, 1, size, size): pixel centres within diameter/2 of a ball are 255."""
+           chunk: int = 64, coloured: bool = False) -> torch.Tensor:
+    """uint8 frames (T, C, size, size): pixel centres within diameter/2 of a ball are 255.
+
+    ``coloured=False``: one channel, all balls white (identical). ``coloured=True``: one
+    channel per ball (for three balls: red, green, blue), so balls can be told apart.
+    """
     c = torch.as_tensor(centres, dtype=torch.float32)
     coords = torch.arange(size, dtype=torch.float32) + 0.5
     yy, xx = coords.view(1, 1, size, 1), coords.view(1, 1, 1, size)
@@ -85,12 +89,17 @@ def render(centres: np.ndarray | torch.Tensor, size: int = 256, diameter: float 
     for start in range(0, len(c), chunk):
         cc = c[start:start + chunk]
         d2 = (xx - cc[..., 0, None, None]) ** 2 + (yy - cc[..., 1, None, None]) ** 2
-        frames.append((d2 <= r2).any(dim=1, keepdim=True).to(torch.uint8) * 255)
+        inside = d2 <= r2  # (t, n_balls, size, size)
+        if not coloured:
+            inside = inside.any(dim=1, keepdim=True)
+        frames.append(inside.to(torch.uint8) * 255)
     return torch.cat(frames)
 
 
 def moving_balls(n_frames: int = 900, size: int = 256, n_balls: int = 3,
-                 diameter: float = 32.0, step: float | None = None, seed: int = 0) -> BallsVideo:
+                 diameter: float = 32.0, step: float | None = None, seed: int = 0,
+                 coloured: bool = False) -> BallsVideo:
     """The whole video: frames and the true centres (paper defaults)."""
     centres = simulate_centres(n_frames, size, n_balls, diameter, step, seed)
-    return BallsVideo(render(centres, size, diameter), torch.from_numpy(centres))
+    return BallsVideo(render(centres, size, diameter, coloured=coloured),
+                      torch.from_numpy(centres))

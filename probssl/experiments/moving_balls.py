@@ -1,0 +1,380 @@
+"""The RPM paper's moving-balls experiment (infonce-rpm-v3 Sec. 5, App. D, Fig. 1).
+
+Per seed: one video (the seed also sets the encoders' initial weights and the batch order, so
+the methods of one seed are matched), three encoders trained on the first ``train_fraction`` of
+the frames, and a linear readout z -> true centres fitted on those frames and scored on the
+held-out rest of the video.
+
+* ``rbf``: InfoNCE with the Gaussian critic f = exp(−|u − u'|²/2θ²), θ learned (Eq. 27);
+* ``bilinear``: InfoNCE with f = exp(uᵀWu'), W learned (Eq. 8);
+* ``supervised``: the same encoder regressed on the true centres (reference);
+* ``random``: the untrained encoder (batch-norm statistics from one pass over the training
+  frames) — the control that says how much of the readout's success the training earned.
+
+A batch is 30 random pairs (frame t, frame t+1); the 60 frames go through the encoder together
+(one batch-norm batch); for pair i the target t+1 is the positive and the other pairs' targets
+are the negatives. SGD, lr 0.005, 30 epochs. The critics see u = (z − size/2)/(size/2), the
+encoder's pixel coordinates mapped to [−1, 1], so one learning rate suits both critics; θ starts
+at the balls' step in those units (the prior "a ball moves about one step per frame").
+
+Balls are indistinguishable, so no frame-wise encoder can know which ball is "ball 0". The
+supervised loss and the readout therefore match each frame's decoded centres to the true ones
+with the best of the K! assignments; the readout is fitted by alternating that matching with
+least squares. Metric: mean Euclidean distance (px) between matched decoded and true centres.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from probssl.critics import build_critic
+from probssl.data.moving_balls import moving_balls
+from probssl.errors import UserError
+from probssl.experiments.compare import mean_se
+from probssl.nn.ball_windows import BallWindows, make_windows, windowed_forward
+from probssl.nn.centre_of_mass import BallEncoder
+from probssl.train.run import write_json_atomic
+
+METHODS = ("rbf", "bilinear", "supervised", "random")
+LABELS = {"rbf": "InfoNCE, Gaussian (RBF) critic", "bilinear": "InfoNCE, linear (bilinear) critic",
+          "supervised": "supervised", "random": "untrained encoder"}
+
+
+@dataclass(frozen=True)
+class BallsExperimentConfig:
+    frames: int = 900
+    size: int = 256
+    n_balls: int = 3
+    diameter: float = 32.0
+    epochs: int = 30
+    batch_pairs: int = 30
+    lr: float = 0.005
+    train_fraction: float = 0.8
+    methods: tuple[str, ...] = METHODS
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    device: str = "cpu"
+    # critics and the supervised loss see u = (z − size/2) / unit: pixels from the frame centre
+    # by default; unit = size/2 maps the frame to [−1, 1]
+    unit: float = 1.0
+    # "coloured": ball k drawn in channel k (R, G, B), so detector k can follow ball k;
+    # "identical": one white channel, as literally described (see module docstring)
+    balls: str = "coloured"
+    length_scale: float = 1.0  # the RBF critic's initial θ, in units of u
+
+    def __post_init__(self) -> None:
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise UserError(f"moving balls: unknown method {bad[0]!r}; choose from "
+                            f"{', '.join(METHODS)}")
+        if not self.methods:
+            raise UserError("moving balls: no methods given")
+        if self.epochs < 1 or self.batch_pairs < 2 or not self.lr > 0:
+            raise UserError("moving balls: epochs >= 1, batch pairs >= 2 and lr > 0 required")
+        if not 0 < self.train_fraction < 1:
+            raise UserError("moving balls: train fraction must be in (0, 1)")
+        n_train = int(self.frames * self.train_fraction)
+        if n_train - 1 < self.batch_pairs or self.frames - n_train < 2:
+            raise UserError(f"moving balls: {self.frames} frames leave too few training pairs "
+                            f"for batches of {self.batch_pairs} (or too few held-out frames)")
+        if self.balls not in ("coloured", "identical"):
+            raise UserError(f"moving balls: balls must be 'coloured' or 'identical', not "
+                            f"{self.balls!r}")
+        if not (self.unit > 0 and self.length_scale > 0):
+            raise UserError("moving balls: unit and length scale must be positive")
+        if not self.seeds:
+            raise UserError("moving balls: no seeds given")
+
+    @property
+    def in_channels(self) -> int:
+        return self.n_balls if self.balls == "coloured" else 1
+
+    @property
+    def n_train(self) -> int:
+        return int(self.frames * self.train_fraction)
+
+    def run_key(self) -> dict[str, Any]:
+        """Everything that changes one (method, seed) run's result."""
+        d = asdict(self)
+        for k in ("methods", "seeds", "device"):
+            d.pop(k)
+        return d
+
+
+PAPER = BallsExperimentConfig()
+# Small frames, few epochs: the same code path in a few seconds, for tests and the demo.
+QUICK = BallsExperimentConfig(frames=160, size=64, diameter=8.0, epochs=4, batch_pairs=20,
+                              seeds=(0, 1))
+
+
+def permutations(k: int) -> torch.Tensor:
+    return torch.tensor(list(itertools.permutations(range(k))), dtype=torch.long)
+
+
+def matched_distances(pred: torch.Tensor, true: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best assignment per frame. pred, true (N, K, 2) -> (distances (N, K), perm (N, K)).
+
+    ``true[n, perm[n, k]]`` is the ball matched to decoded centre k of frame n.
+    """
+    perms = permutations(pred.shape[1]).to(pred.device)  # (P, K)
+    d = (pred[:, None, :, :] - true[:, perms, :]).norm(dim=-1)  # (N, P, K)
+    best = d.sum(-1).argmin(dim=1)
+    return d[torch.arange(len(d)), best], perms[best]
+
+
+def fit_readout(z: torch.Tensor, centres: torch.Tensor, max_iter: int = 50) -> torch.Tensor:
+    """Linear map A ((D+1), 2K) from [z, 1] to the centres, fitted by least squares with the
+    ball assignment per frame re-chosen until it stops changing (float64)."""
+    z, centres = z.double(), centres.double()
+    n, k = centres.shape[:2]
+    design = torch.cat([z, torch.ones(n, 1, dtype=z.dtype)], dim=1)
+    if z.shape[1] == 2 * k:  # start from "map k is a ball": match the raw coordinates
+        _, perm = matched_distances(z.view(n, k, 2), centres)
+    else:
+        perm = torch.arange(k).expand(n, k)
+    a = None
+    for _ in range(max_iter):
+        target = centres[torch.arange(n)[:, None], perm].reshape(n, 2 * k)
+        a = torch.linalg.lstsq(design, target).solution
+        _, new = matched_distances((design @ a).view(n, k, 2), centres)
+        if torch.equal(new, perm):
+            break
+        perm = new
+    return a
+
+
+def decode(a: torch.Tensor, z: torch.Tensor, k: int) -> torch.Tensor:
+    z = z.double()
+    return (torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype)], 1) @ a).view(len(z), k, 2)
+
+
+def supervised_loss(z: torch.Tensor, centres: torch.Tensor, size: int,
+                    unit: float = 1.0) -> torch.Tensor:
+    """Mean squared distance (in ``unit``) under the best ball assignment per frame."""
+    k = centres.shape[1]
+    u = (z.view(len(z), k, 2) - size / 2) / unit
+    c = (centres.to(z.dtype) - size / 2) / unit
+    perms = permutations(k).to(z.device)
+    sq = (u[:, None] - c[:, perms]).pow(2).sum(-1).mean(-1)  # (N, P)
+    return sq.min(dim=1).values.mean()
+
+
+def critic_loss(critic: torch.nn.Module, z_base: torch.Tensor, z_target: torch.Tensor,
+                size: int, unit: float = 1.0) -> torch.Tensor:
+    """−(InfoNCE log-ratio): cross-entropy of picking pair i's own target among the batch's."""
+    u, up = (z_base - size / 2) / unit, (z_target - size / 2) / unit
+    scores = critic(u, up)
+    return -(torch.diagonal(scores) - torch.logsumexp(scores, dim=1)).mean()
+
+
+@dataclass
+class BallsRun:
+    method: str
+    seed: int
+    encoder: BallEncoder
+    critic: torch.nn.Module | None
+    losses: list[float] = field(default_factory=list)
+
+
+def train_encoder(method: str, seed: int, cfg: BallsExperimentConfig, win: BallWindows,
+                  centres: torch.Tensor, bar: tqdm | None = None) -> BallsRun:
+    """Train one encoder on the first ``cfg.n_train`` frames (windows on ``cfg.device``)."""
+    dev = torch.device(cfg.device)
+    torch.manual_seed(seed)  # same initial encoder for every method of a seed
+    enc = BallEncoder(cfg.in_channels, n_balls=cfg.n_balls).to(dev)
+    critic = None
+    params = list(enc.parameters())
+    if method == "rbf":
+        critic = build_critic("rbf", 2 * cfg.n_balls, length_scale=cfg.length_scale).to(dev)
+    elif method == "bilinear":
+        critic = build_critic("bilinear", 2 * cfg.n_balls).to(dev)
+    if critic is not None:
+        params += list(critic.parameters())
+    opt = torch.optim.SGD(params, lr=cfg.lr)
+    gen = torch.Generator().manual_seed(seed)
+    n_pairs = cfg.n_train - 1
+    centres = centres.to(dev)
+    run = BallsRun(method, seed, enc, critic)
+    if method == "random":  # untrained weights; batch-norm statistics from one pass
+        with torch.no_grad():
+            for start in range(0, cfg.n_train, 2 * cfg.batch_pairs):
+                idx = torch.arange(start, min(start + 2 * cfg.batch_pairs, cfg.n_train))
+                windowed_forward(enc, win.index(idx.to(dev)))
+        if bar is not None:
+            bar.update(cfg.epochs * math.ceil(n_pairs / cfg.batch_pairs))
+        return run
+    for epoch in range(cfg.epochs):
+        order = torch.randperm(n_pairs, generator=gen)
+        total = torch.zeros((), device=dev)
+        for start in range(0, n_pairs, cfg.batch_pairs):
+            base = order[start:start + cfg.batch_pairs]
+            if len(base) < 2:  # a lone pair has no negatives
+                continue
+            idx = torch.cat([base, base + 1]).to(dev)
+            z = windowed_forward(enc, win.index(idx))
+            if method == "supervised":
+                loss = supervised_loss(z, centres[idx], cfg.size, cfg.unit)
+            else:
+                loss = critic_loss(critic, z[:len(base)], z[len(base):], cfg.size, cfg.unit)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+            if bar is not None:
+                bar.update(1)
+        mean = float(total) / math.ceil(n_pairs / cfg.batch_pairs)
+        if not math.isfinite(mean):
+            raise FloatingPointError(f"moving balls: {method} seed {seed} diverged at epoch "
+                                     f"{epoch + 1}")
+        run.losses.append(mean)
+        if bar is not None:
+            bar.set_postfix(method=method, seed=seed, epoch=epoch + 1, loss=f"{mean:.3f}")
+    return run
+
+
+@torch.no_grad()
+def embed(enc: BallEncoder, win: BallWindows, chunk: int = 256) -> torch.Tensor:
+    enc.eval()
+    try:
+        return torch.cat([windowed_forward(enc, win.index(torch.arange(i, min(i + chunk,
+                                                                              len(win)))))
+                          for i in range(0, len(win), chunk)]).cpu()
+    finally:
+        enc.train()
+
+
+def score_run(run: BallsRun, cfg: BallsExperimentConfig, win: BallWindows,
+              centres: torch.Tensor) -> dict[str, Any]:
+    z = embed(run.encoder, win)
+    n_tr, k = cfg.n_train, cfg.n_balls
+    a = fit_readout(z[:n_tr], centres[:n_tr])
+    d_test, _ = matched_distances(decode(a, z[n_tr:], k), centres[n_tr:].double())
+    d_train, _ = matched_distances(decode(a, z[:n_tr], k), centres[:n_tr].double())
+    out = {"method": run.method, "seed": run.seed,
+           "test_distance_px": float(d_test.mean()), "train_distance_px": float(d_train.mean()),
+           "final_loss": run.losses[-1] if run.losses else None, "losses": run.losses}
+    if run.critic is not None:
+        out["critic"] = run.critic.log_params()
+    return out
+
+
+def run_experiment(cfg: BallsExperimentConfig, out: Path, progress: bool = True,
+                   command: str = "", machine: str = "") -> dict[str, Any]:
+    """Train, score and draw every (method, seed); resumable per run; writes
+    ``table.md``, ``metrics.json``, ``fig1.png`` and ``runs/`` under ``out``."""
+    out = Path(out)
+    runs_dir = out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    key = cfg.run_key()
+    todo, results, fig_inputs = [], {}, {}
+    for seed in cfg.seeds:
+        for method in cfg.methods:
+            path = runs_dir / f"{method}-seed{seed}.json"
+            cached = _load_cached(path, key)
+            if cached is None:
+                todo.append((seed, method))
+            else:
+                results[(method, seed)] = cached
+    steps = math.ceil((cfg.n_train - 1) / cfg.batch_pairs) * cfg.epochs
+    bar = tqdm(total=steps * len(todo), disable=not progress, unit="step",
+               desc="moving balls", dynamic_ncols=True)
+    video_cache: dict[int, tuple[Any, BallWindows]] = {}
+
+    def video(seed: int):
+        if seed not in video_cache:
+            v = moving_balls(cfg.frames, cfg.size, cfg.n_balls, cfg.diameter, seed=seed,
+                             coloured=cfg.balls == "coloured")
+            video_cache.clear()  # one video in memory at a time
+            video_cache[seed] = (v, make_windows(v.frames, v.centres, cfg.diameter))
+        return video_cache[seed]
+
+    for seed, method in todo:
+        v, win = video(seed)
+        win_dev = win.to(cfg.device)
+        t_run = time.perf_counter()
+        run = train_encoder(method, seed, cfg, win_dev, v.centres.float(), bar)
+        res = score_run(run, cfg, win_dev, v.centres)
+        res["wall_s"] = time.perf_counter() - t_run
+        state = {"encoder": run.encoder.state_dict(),
+                 "critic": None if run.critic is None else run.critic.state_dict()}
+        torch.save(state, runs_dir / f"{method}-seed{seed}.pt")
+        write_json_atomic(runs_dir / f"{method}-seed{seed}.json", {"key": key, "result": res})
+        results[(method, seed)] = res
+    bar.close()
+    # figure inputs: the first seed's video and trained encoders (reloaded from runs/)
+    seed0 = cfg.seeds[0]
+    v, win = video(seed0)
+    for method in cfg.methods:
+        state = torch.load(runs_dir / f"{method}-seed{seed0}.pt", weights_only=True)
+        enc = BallEncoder(cfg.in_channels, n_balls=cfg.n_balls)
+        enc.load_state_dict(state["encoder"])
+        fig_inputs[method] = (enc, state["critic"])
+    summary = _summarise(cfg, results)
+    wall = time.perf_counter() - t0
+    metrics = {"config": asdict(cfg), "summary": summary,
+               "runs": [results[(m, s)] for s in cfg.seeds for m in cfg.methods],
+               "command": command, "machine": machine, "wall_s": wall,
+               "trained_now": len(todo)}
+    write_json_atomic(out / "metrics.json", metrics)
+    (out / "table.md").write_text(_table(cfg, summary, command, machine, wall, len(todo)))
+    from probssl.experiments.moving_balls_figure import draw_figure
+
+    draw_figure(cfg, v, win, fig_inputs, summary, out / "fig1.png")
+    return metrics
+
+
+def _load_cached(path: Path, key: dict) -> dict | None:
+    if not path.is_file() or not path.with_suffix(".pt").is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # a damaged record is re-run, never trusted
+    return data["result"] if data.get("key") == key else None
+
+
+def _summarise(cfg: BallsExperimentConfig, results: dict) -> dict[str, Any]:
+    summary = {}
+    for m in cfg.methods:
+        vals = [results[(m, s)]["test_distance_px"] for s in cfg.seeds]
+        mean, se = mean_se(vals)
+        summary[m] = {"mean_px": mean, "se_px": se, "per_seed": vals}
+    return summary
+
+
+def _table(cfg, summary, command, machine, wall, trained) -> str:
+    lines = ["# Moving balls (infonce-rpm-v3 Fig. 1C)", "",
+             "| method | mean distance to true centre (px), held-out frames | per seed |",
+             "|---|---|---|"]
+    for m, s in summary.items():
+        val = f"{s['mean_px']:.2f}" + ("" if s["se_px"] != s["se_px"] else f" ± {s['se_px']:.2f}")
+        lines.append(f"| {LABELS[m]} | {val} | {', '.join(f'{x:.1f}' for x in s['per_seed'])} |")
+    lines += ["", f"Protocol: {cfg.frames} frames of {cfg.size}x{cfg.size}, {cfg.n_balls} balls of "
+              f"{cfg.diameter:g} px moving {cfg.diameter:g} px per frame; encoders trained on the "
+              f"first {cfg.n_train} frames ({cfg.epochs} epochs, SGD lr {cfg.lr:g}, "
+              f"{cfg.batch_pairs} pairs per batch); linear readout fitted on those frames with the "
+              f"best ball assignment per frame; distance measured on the last "
+              f"{cfg.frames - cfg.n_train} frames; mean ± s.e. over seeds "
+              f"{', '.join(map(str, cfg.seeds))} (a seed sets video, initial weights and batch "
+              "order).",
+              f"Command: `{command}`", f"Machine: {machine}",
+              f"Wall time: {wall:.0f} s ({trained} runs trained in this invocation)", ""]
+    return "\n".join(lines)
+
+
+def config_from_args(quick: bool, seeds: tuple[int, ...] | None, **overrides: Any
+                     ) -> BallsExperimentConfig:
+    base = QUICK if quick else PAPER
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if seeds is not None:
+        changes["seeds"] = seeds
+    return replace(base, **changes)
