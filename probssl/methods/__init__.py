@@ -9,9 +9,14 @@ from typing import Any
 from probssl.config import build_dataclass
 from probssl.errors import UserError
 from probssl.methods.base import Method, MethodConfig
+from probssl.methods.cr_vae import CRVAE, CRVAEConfig
+from probssl.methods.moco import MoCo, MoCoConfig
 from probssl.methods.random_init import RandomConfig, RandomEncoder
 from probssl.methods.rpm import RPM, RPMConfig
+from probssl.methods.simclr import SimCLR, SimCLRConfig
+from probssl.methods.simvae import SimVAE, SimVAEConfig
 from probssl.methods.vae import VAE, VAEConfig
+from probssl.methods.vicreg import VICReg, VICRegConfig
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,13 @@ METHODS: dict[str, MethodSpec] = {
     "vae": MethodSpec("vae", VAEConfig, VAE, "VAE, N(0, I) prior (Kingma & Welling 2014)"),
     "beta-vae": MethodSpec("beta-vae", VAEConfig, VAE, "beta-VAE (Higgins et al. 2017)",
                            {"beta": 4.0}),
+    "cr-vae": MethodSpec("cr-vae", CRVAEConfig, CRVAE,
+                         "VAE + consistency KL(q(z|t(x)) || q(z|x)) (Sinha & Dieng 2021)"),
+    "simvae": MethodSpec("simvae", SimVAEConfig, SimVAE,
+                         "SimVAE: VAE with a prior tying J views (Bizeul et al. 2024)"),
+    "simclr": MethodSpec("simclr", SimCLRConfig, SimCLR, "SimCLR, NT-Xent (Chen et al. 2020)"),
+    "moco": MethodSpec("moco", MoCoConfig, MoCo, "MoCo v2: momentum encoder + queue (He et al.)"),
+    "vicreg": MethodSpec("vicreg", VICRegConfig, VICReg, "VICReg (Bardes et al. 2022)"),
     "rpm": MethodSpec("rpm", RPMConfig, RPM,
                       "recognition-parameterised model: InfoNCE as an ELBO (Aitchison & Walker)"),
     "random": MethodSpec("random", RandomConfig, RandomEncoder,

@@ -55,3 +55,6 @@ class Method(nn.Module):
 
     def forward(self, views: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
+
+    def after_step(self) -> None:
+        """Called by the trainer after every optimiser step (e.g. MoCo's momentum update)."""

@@ -261,6 +261,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            method.after_step()
             n_views_seen += views.shape[0] * views.shape[1]
             sums["loss"] = sums.get("loss", 0.0) + loss.item()
             for k, v in metrics.items():

@@ -1,0 +1,58 @@
+"""``cr-vae``: a VAE with the consistency regulariser of Sinha & Dieng (2021).
+
+Objective: :func:`probssl.objectives.cr_vae.cr_vae_objective` on views 0 (x) and 1 (t(x)) of
+each image. Both are drawn by the same augmentation pipeline as every other method's views (the
+matched protocol), so "x" is itself an augmentation here. Loss = −objective / 2 per image
+(nats per view, comparable with the VAE's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from probssl.errors import UserError
+from probssl.methods.base import Method
+from probssl.methods.vae import VAEConfig
+from probssl.nn import build_decoder, build_encoder
+from probssl.objectives.cr_vae import cr_vae_objective
+from probssl.objectives.vae import reparameterise, vae_elbo
+
+
+@dataclass
+class CRVAEConfig(VAEConfig):
+    n_views: int = 2
+    weight: float = 0.1  # λ (SimVAE paper 0.1; CR-VAE code 1e-3)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.n_views != 2:
+            raise UserError(f"cr-vae compares an image with one transform: n_views must be 2; "
+                            f"got {self.n_views}")
+        if self.weight < 0:
+            raise UserError(f"weight must be >= 0; got {self.weight}")
+
+
+class CRVAE(Method):
+    def __init__(self, config: CRVAEConfig, image_shape: tuple[int, int, int]):
+        super().__init__(config)
+        self.encoder = build_encoder(config.arch, image_shape, config.latent_dim, "gaussian")
+        self.decoder = build_decoder(config.arch, config.latent_dim, image_shape)
+
+    def forward(self, views: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg: CRVAEConfig = self.config  # type: ignore[assignment]
+        b = views.shape[0]
+        x = views.flatten(0, 1)
+        mean, logvar = self.encoder(x)
+        z = reparameterise(mean, logvar)
+        terms = vae_elbo(x, self.decoder(z).float(), mean.float(), logvar.float(),
+                         likelihood=cfg.likelihood, likelihood_var=cfg.likelihood_var,
+                         beta=cfg.beta)
+        elbo = terms["elbo"].view(b, 2)
+        m, lv = mean.float().view(b, 2, -1), logvar.float().view(b, 2, -1)
+        obj = cr_vae_objective(elbo[:, 0], elbo[:, 1], m[:, 0], lv[:, 0], m[:, 1], lv[:, 1],
+                               cfg.weight)
+        loss = -(obj["objective"] / 2).mean()
+        return loss, {"elbo": terms["elbo"].mean().detach(),
+                      "consistency": obj["consistency"].mean().detach()}

@@ -1,0 +1,72 @@
+"""``moco``: MoCo v2 (He et al. 2020; Chen et al. 2020b): a momentum key encoder and a queue of
+earlier keys as negatives, :func:`probssl.objectives.moco.moco_infonce`. View 0 of each image
+is the query, view 1 the key. The key encoder follows the online one after every optimiser
+step (:meth:`after_step`); under DDP the keys of every rank enter the queue."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from probssl.errors import UserError
+from probssl.methods.base import Method, MethodConfig
+from probssl.nn import build_encoder
+from probssl.objectives.collectives import gather_with_grad
+from probssl.objectives.moco import moco_infonce, momentum_update
+
+
+@dataclass
+class MoCoConfig(MethodConfig):
+    n_views: int = 2
+    temperature: float = 0.2
+    momentum: float = 0.99
+    queue_size: int = 4096
+
+    def validate(self) -> None:
+        if self.n_views != 2:
+            raise UserError(f"moco uses a query and a key view: n_views must be 2; "
+                            f"got {self.n_views}")
+        if not self.temperature > 0:
+            raise UserError(f"temperature must be > 0; got {self.temperature}")
+        if not 0 <= self.momentum < 1:
+            raise UserError(f"momentum must be in [0, 1); got {self.momentum}")
+        if self.queue_size < 1:
+            raise UserError(f"queue_size must be >= 1; got {self.queue_size}")
+
+
+class MoCo(Method):
+    def __init__(self, config: MoCoConfig, image_shape: tuple[int, int, int]):
+        super().__init__(config)
+        self.encoder = build_encoder(config.arch, image_shape, config.latent_dim,
+                                     "deterministic")
+        self.key_encoder = copy.deepcopy(self.encoder)
+        for p in self.key_encoder.parameters():
+            p.requires_grad_(False)
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("queue", torch.nn.functional.normalize(
+            torch.randn(config.queue_size, config.latent_dim, generator=g), dim=1))
+        self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
+
+    def forward(self, views: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg: MoCoConfig = self.config  # type: ignore[assignment]
+        q, _ = self.encoder(views[:, 0])
+        with torch.no_grad():
+            k, _ = self.key_encoder(views[:, 1])
+        loss = moco_infonce(q, k, self.queue.clone(), cfg.temperature)
+        if self.training:
+            self._enqueue(torch.nn.functional.normalize(k.float(), dim=1))
+        return loss, {}
+
+    @torch.no_grad()
+    def _enqueue(self, keys: torch.Tensor) -> None:
+        keys, _ = gather_with_grad(keys)
+        n, size = len(keys), self.queue.shape[0]
+        ptr = int(self.queue_ptr)
+        idx = (ptr + torch.arange(n, device=keys.device)) % size
+        self.queue[idx[-size:]] = keys[-size:].to(self.queue.dtype)
+        self.queue_ptr.fill_((ptr + n) % size)
+
+    def after_step(self) -> None:
+        momentum_update(self.encoder, self.key_encoder, self.config.momentum)  # type: ignore

@@ -1,0 +1,51 @@
+"""``vicreg``: variance-invariance-covariance regularisation (Bardes et al. 2022),
+:func:`probssl.objectives.vicreg.vicreg_loss` on the encoder's code (no expander by default,
+the paper's "same architecture" protocol; ``expander_dim > 0`` adds one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from probssl.errors import UserError
+from probssl.methods.base import Method, MethodConfig
+from probssl.methods.simclr import projection_head
+from probssl.nn import build_encoder
+from probssl.objectives.vicreg import vicreg_loss
+
+
+@dataclass
+class VICRegConfig(MethodConfig):
+    n_views: int = 2
+    sim_coeff: float = 25.0  # λ, invariance
+    std_coeff: float = 25.0  # μ, variance
+    cov_coeff: float = 1.0  # ν, covariance
+    expander_dim: int = 0
+
+    def validate(self) -> None:
+        if self.n_views < 2:
+            raise UserError(f"vicreg compares views: n_views must be >= 2; got {self.n_views}")
+        for name in ("sim_coeff", "std_coeff", "cov_coeff"):
+            if getattr(self, name) < 0:
+                raise UserError(f"{name} must be >= 0; got {getattr(self, name)}")
+        if self.expander_dim < 0:
+            raise UserError(f"expander_dim must be >= 0; got {self.expander_dim}")
+
+
+class VICReg(Method):
+    def __init__(self, config: VICRegConfig, image_shape: tuple[int, int, int]):
+        super().__init__(config)
+        self.encoder = build_encoder(config.arch, image_shape, config.latent_dim,
+                                     "deterministic")
+        self.head = (projection_head(config.latent_dim, config.expander_dim)
+                     if config.expander_dim else nn.Identity())
+
+    def forward(self, views: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg: VICRegConfig = self.config  # type: ignore[assignment]
+        b, j = views.shape[:2]
+        z, _ = self.encoder(views.flatten(0, 1))
+        loss, terms = vicreg_loss(self.head(z).view(b, j, -1), cfg.sim_coeff, cfg.std_coeff,
+                                  cfg.cov_coeff)
+        return loss, {k: v.detach() for k, v in terms.items()}
