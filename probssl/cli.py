@@ -29,6 +29,7 @@ from probssl.errors import TrainingDiverged, UserError
 TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "method": ("method", str, "method name (see `probssl methods`)"),
     "dataset": ("dataset", str, "dataset name, folder:PATH or npz:FILE"),
+    "preset": ("preset", str, "paper, reference-code or quick (flags and config override it)"),
     "data_dir": ("data_dir", str, "folder holding the dataset's files (skips the cache)"),
     "augmentation": ("augmentation", str, "augmentation preset (default: the dataset's)"),
     "views": ("views", str, "augment (J augmentations) or next-frame (frames t..t+J-1)"),
@@ -99,6 +100,16 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         spec = get_method_spec(method)
         params.update(parse_assignments(args.assignments, spec.config_cls,
                                         f"params for method '{method}'"))
+    preset = values.get("preset")
+    if preset is not None:
+        from probssl.presets import preset_values
+
+        if not isinstance(preset, str):
+            raise UserError(f"{where}: key 'preset' must be str; got {preset!r}")
+        dataset = values.get("dataset", TrainConfig.dataset)
+        p_train, p_params = preset_values(preset, method, str(dataset))
+        values = {**p_train, **values}
+        params = {**p_params, **params}
     values["params"] = params
     return build_dataclass(TrainConfig, values, f"config ({where})")
 

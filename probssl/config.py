@@ -40,6 +40,7 @@ class TrainConfig:
 
     method: str = "vae"
     dataset: str = "digits"
+    preset: str | None = None  # recorded; its values are resolved into the fields below
     data_dir: str | None = None
     download: bool = False
     augmentation: str | None = None  # preset name; None = the dataset's default
@@ -83,6 +84,12 @@ class TrainConfig:
             raise UserError(f"views must be 'augment' or 'next-frame'; got {self.views!r}")
         if self.keep_checkpoints < 1:
             raise UserError(f"keep_checkpoints must be >= 1; got {self.keep_checkpoints}")
+        if self.preset is not None:
+            from probssl.presets import PRESETS
+
+            if self.preset not in PRESETS:
+                raise UserError(f"unknown preset {self.preset!r}; choose from "
+                                f"{', '.join(PRESETS)}")
         if self.augmentation is not None:
             from probssl.data.augment import get_preset
 

@@ -73,6 +73,13 @@ PRESETS: dict[str, AugmentConfig] = {
                             contrast=0.8, saturation=0.8, hue=0.2),
     # 8x8 digits: a milder crop keeps the digit legible at this resolution.
     "digits": AugmentConfig(crop_scale=(0.6, 1.0), hflip_p=0.5),
+    # The SimVAE authors' released pipeline (SPEC §4): a vertical flip instead of the
+    # horizontal one, and CIFAR10's colour jitter applied always (not with p 0.8).
+    "mnist-reference-code": AugmentConfig(crop_scale=(0.4, 1.0), vflip_p=0.5, binarize=0.5),
+    "fashion-mnist-reference-code": AugmentConfig(crop_scale=(0.4, 1.0), vflip_p=0.5),
+    "cifar10-reference-code": AugmentConfig(crop_scale=(0.6, 1.0), vflip_p=0.5, jitter_p=1.0,
+                                            brightness=0.8, contrast=0.8, saturation=0.8,
+                                            hue=0.2),
     "generic-gray": AugmentConfig(crop_scale=(0.6, 1.0), hflip_p=0.5),
     "generic-color": AugmentConfig(crop_scale=(0.6, 1.0), hflip_p=0.5, jitter_p=0.8,
                                    brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2),
