@@ -295,6 +295,47 @@ def cmd_verify_theory(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    from probssl.evaluate.generate import class_conditional_samples, frozen_decoder
+    from probssl.experiments.figures import sample_grid
+    from probssl.train.run import load_run
+
+    if args.per_class < 1:
+        raise UserError(f"--per-class must be >= 1; got {args.per_class}")
+    loaded = load_run(args.run, data_dir=args.data_dir)
+    images, labels = class_conditional_samples(loaded, args.per_class, args.seed)
+    _, source = frozen_decoder(loaded)
+    out = Path(args.out) if args.out else Path(args.run) / "samples.png"
+    sample_grid(images, labels, args.per_class, out,
+                f"{loaded.resolved.train.method} on {loaded.resolved.data.name}: z ~ N(mean_y, "
+                f"Cov_y) fitted per label, decoded ({source})")
+    print(f"wrote {out}: {args.per_class} samples for each of {len(set(labels))} labels")
+    return 0
+
+
+def cmd_train_decoder(args: argparse.Namespace) -> int:
+    from probssl.evaluate.generate import reconstruction_mse, train_decoder
+    from probssl.train.run import load_run
+
+    loaded = load_run(args.run, data_dir=args.data_dir)
+    info = train_decoder(loaded, epochs=args.epochs, lr=args.lr, patience=args.patience,
+                         progress=not args.no_progress)
+    mse = reconstruction_mse(loaded, "test")
+    print(f"decoder fitted on the frozen encoder of {args.run} (epoch {info['epoch']}): "
+          f"{info['epochs_run']} epochs, best validation MSE {info['val_mse']:.4f}, "
+          f"test MSE {mse:.4f} -> {Path(args.run) / 'decoder.pt'}")
+    return 0
+
+
+def cmd_figure(args: argparse.Namespace) -> int:
+    from probssl.experiments.figures import reconstruction_figure
+
+    out = reconstruction_figure(args.runs, args.out, n=args.n, seed=args.seed,
+                                data_dir=args.data_dir)
+    print(f"wrote {out}")
+    return 0
+
+
 def _seeds_arg(text: str) -> tuple[int, ...]:
     """``5`` means seeds 0..4; ``0,3,7`` lists them."""
     text = text.strip()
@@ -405,6 +446,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=float, default=1.0,
                    help="Monte-Carlo sample-size multiplier (default 1)")
     p.set_defaults(func=cmd_verify_theory)
+
+    p = sub.add_parser("sample", help="class-conditional samples: a Gaussian per label, decoded")
+    p.add_argument("run")
+    p.add_argument("--per-class", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="PNG path (default RUN/samples.png)")
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("train-decoder",
+                       help="fit a decoder on a run's frozen encoder (MSE, early stopping)")
+    p.add_argument("run")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train_decoder)
+
+    p = sub.add_parser("figure", help="figures from runs")
+    fsub = p.add_subparsers(dest="figure", metavar="FIGURE", parser_class=_Parser)
+    fsub.required = True
+    p = fsub.add_parser("reconstructions", help="test images and each run's reconstructions")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, default=8, help="images per row")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(func=cmd_figure)
 
     p = sub.add_parser("experiment", help="paper reproductions")
     esub = p.add_subparsers(dest="experiment", metavar="EXPERIMENT", parser_class=_Parser)

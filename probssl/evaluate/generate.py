@@ -1,0 +1,151 @@
+"""What a representation keeps, shown as images: reconstructions, class-conditional samples,
+and decoders trained on frozen encoders (simvae.txt Fig. 2-3; SPEC §2).
+
+Works from a loaded run: generative methods bring their own decoder; for any other encoder
+:func:`train_decoder` fits one on the frozen encoder means (MSE, Adam 1e-4, early stopping on
+a validation split) and saves it as ``RUN/decoder.pt``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from probssl.data.augment import preprocess
+from probssl.errors import UserError
+from probssl.evaluate.embed import compute_embeddings
+from probssl.nn import build_decoder
+
+DECODER_FILE = "decoder.pt"
+
+
+def frozen_decoder(loaded) -> tuple[torch.nn.Module, str]:
+    """The run's decoder (z -> logits) and where it came from: ``"model"`` (a generative
+    method's own) or ``"trained on the frozen encoder"`` (``RUN/decoder.pt``)."""
+    dec = getattr(loaded.method, "decoder", None)
+    if dec is not None:
+        return dec.eval(), "model"
+    path = Path(loaded.run_dir) / DECODER_FILE
+    if not path.is_file():
+        raise UserError(f"{loaded.run_dir}: {loaded.resolved.train.method} has no decoder; "
+                        f"fit one first with `probssl train-decoder {loaded.run_dir}`")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if int(state.get("epoch", -1)) != loaded.epoch:
+        raise UserError(f"{path} was fitted to the checkpoint of epoch {state.get('epoch')}, "
+                        f"the run is now at epoch {loaded.epoch}; run train-decoder again")
+    dec = _new_decoder(loaded)
+    dec.load_state_dict(state["decoder"])
+    return dec.eval(), "trained on the frozen encoder"
+
+
+def _new_decoder(loaded) -> torch.nn.Module:
+    m = loaded.resolved.method
+    return build_decoder(m.arch, m.latent_dim, loaded.resolved.data.image_shape)
+
+
+def _images(loaded, split: str) -> torch.Tensor:
+    x, _ = loaded.resolved.data.split(split)
+    return x
+
+
+@torch.no_grad()
+def reconstruct(loaded, x_uint8: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+    """Decoded encoder means of images (uint8 NCHW) -> float images in [0, 1]."""
+    dec, _ = frozen_decoder(loaded)
+    x = preprocess(x_uint8, loaded.resolved.augment)
+    out = []
+    for i in range(0, len(x), batch_size):
+        z = loaded.method.encoder.embed(x[i:i + batch_size])
+        out.append(torch.sigmoid(dec(z).float()))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def reconstruction_mse(loaded, split: str = "test") -> float:
+    """Mean squared error per pixel between test images and their reconstructions."""
+    x = _images(loaded, split)
+    target = preprocess(x, loaded.resolved.augment)
+    return float(F.mse_loss(reconstruct(loaded, x), target))
+
+
+@torch.no_grad()
+def class_conditional_samples(loaded, per_class: int = 8, seed: int = 0
+                              ) -> tuple[torch.Tensor, list[int]]:
+    """Fit a full-covariance Gaussian to the training means of each label, sample
+    ``per_class`` codes from each and decode: ((n_classes * per_class, C, H, W), labels)."""
+    from probssl.evaluate.embed import run_embeddings
+
+    z, y = run_embeddings(loaded, "train")
+    if y is None:
+        raise UserError("class-conditional samples need a labelled dataset")
+    dec, _ = frozen_decoder(loaded)
+    gen = torch.Generator().manual_seed(seed)
+    codes, labels = [], []
+    for c in np.unique(y):
+        zc = torch.as_tensor(z[y == c], dtype=torch.float64)
+        if len(zc) < 2:
+            continue
+        mean = zc.mean(0)
+        cov = torch.cov(zc.T) + 1e-6 * torch.eye(zc.shape[1], dtype=torch.float64)
+        chol = torch.linalg.cholesky(cov)
+        eps = torch.randn(per_class, zc.shape[1], generator=gen, dtype=torch.float64)
+        codes.append(mean + eps @ chol.T)
+        labels += [int(c)] * per_class
+    out = torch.sigmoid(dec(torch.cat(codes).float()).float())
+    return out, labels
+
+
+def train_decoder(loaded, epochs: int = 200, lr: float = 1e-4, batch_size: int = 128,
+                  patience: int = 10, val_fraction: float = 0.1, seed: int = 0,
+                  progress: bool = True) -> dict:
+    """Fit a decoder to the frozen encoder's means (MSE on preprocessed training images; the
+    last ``val_fraction`` of them held out for early stopping); saves ``RUN/decoder.pt``."""
+    if epochs < 1 or not lr > 0 or batch_size < 1 or patience < 1:
+        raise UserError("train-decoder: epochs, batch size and patience >= 1, lr > 0")
+    data, aug = loaded.resolved.data, loaded.resolved.augment
+    x = preprocess(data.x_train, aug)
+    z = torch.from_numpy(compute_embeddings(loaded.method.encoder.embed, data.x_train, aug,
+                                            1024, "cpu")).float()
+    n_val = max(1, int(len(x) * val_fraction))
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    tr, va = perm[n_val:], perm[:n_val]
+    torch.manual_seed(seed)
+    dec = _new_decoder(loaded)
+    opt = torch.optim.Adam(dec.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed + 1)
+    best, best_state, bad, history = math.inf, None, 0, []
+    bar = tqdm(range(epochs), desc="train-decoder", disable=not progress or None)
+    for _ in bar:
+        dec.train()
+        order = tr[torch.randperm(len(tr), generator=gen)]
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            loss = F.mse_loss(torch.sigmoid(dec(z[idx])), x[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        dec.eval()
+        with torch.no_grad():
+            val = float(F.mse_loss(torch.sigmoid(dec(z[va])), x[va]))
+        history.append(val)
+        bar.set_postfix(val_mse=f"{val:.4f}")
+        if val < best - 1e-6:
+            best, bad = val, 0
+            best_state = {k: v.clone() for k, v in dec.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    bar.close()
+    info = {"epoch": loaded.epoch, "val_mse": best, "epochs_run": len(history),
+            "lr": lr, "batch_size": batch_size, "patience": patience}
+    path = Path(loaded.run_dir) / DECODER_FILE
+    tmp = path.with_name(".decoder.tmp.pt")
+    torch.save({"decoder": best_state, **info}, tmp)
+    tmp.replace(path)
+    return info
