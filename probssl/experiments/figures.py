@@ -45,16 +45,24 @@ def reconstruction_figure(run_dirs: list[str | Path], out: str | Path, n: int = 
             Path(r.run_dir).name
         label += "" if source == "model" else "\n(+decoder)"
         rows.append((label, reconstruct(r, x_test[idx])))
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 1.4, 1.15 * len(rows)),
+    return _image_grid(rows, out, f"Reconstructions of {n} test images of {names.pop()} "
+                       "(decoded encoder means)", cell=1.1)
+
+
+def _image_grid(rows: list[tuple[str, torch.Tensor]], out: str | Path, title: str,
+                cell: float) -> Path:
+    """One row of images per (label, images) pair, saved as a PNG."""
+    n = max(len(imgs) for _, imgs in rows)
+    fig, axes = plt.subplots(len(rows), n, figsize=(cell * n + 1.4, (cell + 0.05) * len(rows)),
                              squeeze=False)
     for i, (label, imgs) in enumerate(rows):
         for j in range(n):
             ax = axes[i, j]
-            ax.imshow(_show(imgs[j]), cmap="gray", vmin=0, vmax=1)
+            if j < len(imgs):
+                ax.imshow(_show(imgs[j]), cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([]), ax.set_yticks([])
         axes[i, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
-    fig.suptitle(f"Reconstructions of {n} test images of {names.pop()} "
-                 "(decoded encoder means)", fontsize=10)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -65,20 +73,6 @@ def reconstruction_figure(run_dirs: list[str | Path], out: str | Path, n: int = 
 
 def sample_grid(images: torch.Tensor, labels: list[int], per_class: int, out: str | Path,
                 title: str) -> Path:
-    classes = sorted(set(labels))
-    fig, axes = plt.subplots(len(classes), per_class,
-                             figsize=(0.9 * per_class + 0.8, 0.95 * len(classes)), squeeze=False)
-    for i, c in enumerate(classes):
-        rows = [k for k, lab in enumerate(labels) if lab == c]
-        for j in range(per_class):
-            ax = axes[i, j]
-            ax.imshow(_show(images[rows[j]]), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([]), ax.set_yticks([])
-        axes[i, 0].set_ylabel(str(c), rotation=0, ha="right", va="center")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    rows = [(str(c), images[[k for k, lab in enumerate(labels) if lab == c][:per_class]])
+            for c in sorted(set(labels))]
+    return _image_grid(rows, out, title, cell=0.9)
