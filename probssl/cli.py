@@ -133,7 +133,8 @@ def _eval_config(args: argparse.Namespace):
     from probssl.evaluate import EvalConfig
 
     return EvalConfig(k_max=args.k_max, knn_metric=args.knn_metric,
-                      probe_epochs=args.probe_epochs, seed=args.eval_seed)
+                      probe_epochs=args.probe_epochs, seed=args.eval_seed,
+                      mlp_probe=not args.no_mlp_probe, gmm_n_init=args.gmm_n_init)
 
 
 def format_eval(result: dict) -> str:
@@ -142,7 +143,12 @@ def format_eval(result: dict) -> str:
             f"{result['epoch']}): kNN best {100 * knn['best']:.2f}% (k={knn['best_k']}), "
             f"kNN val-k {100 * result['knn_val_k']['accuracy']:.2f}% "
             f"(k={result['knn_val_k']['k']}), linear probe "
-            f"{100 * result['linear_probe']['test_accuracy']:.2f}%")
+            f"{100 * result['linear_probe']['test_accuracy']:.2f}%"
+            + (f", MLP probe {100 * result['mlp_probe']['test_accuracy']:.2f}%"
+               if "mlp_probe" in result else "")
+            + (f", GMM accuracy {100 * result['gmm']['accuracy']:.2f}% (NMI "
+               f"{result['gmm']['nmi']:.3f}, ARI {result['gmm']['ari']:.3f})"
+               if "gmm" in result else ""))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -391,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--k-max", type=int, default=15, help="kNN k = 1..K (default 15)")
         p.add_argument("--knn-metric", default="euclidean", help="euclidean or cosine")
         p.add_argument("--probe-epochs", type=int, default=200)
+        p.add_argument("--no-mlp-probe", action="store_true", help="skip the MLP probe")
+        p.add_argument("--gmm-n-init", type=int, default=20,
+                       help="GMM restarts (paper 200, authors' code 20); 0 skips the GMM")
         p.add_argument("--eval-seed", type=int, default=0)
 
     def run_args(p):

@@ -1,4 +1,5 @@
-"""The evaluation protocol of a run: kNN (k = 1..15) and a linear probe on frozen means."""
+"""The evaluation protocol of a run on frozen means: kNN (k = 1..15), linear and MLP probes,
+GMM clustering (accuracy, NMI, ARI)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from probssl.config import check_types
 from probssl.data.augment import augment
 from probssl.errors import UserError
+from probssl.evaluate.clustering import gmm_clustering
 from probssl.evaluate.embed import run_embeddings
 from probssl.evaluate.knn import METRICS, knn_accuracy, knn_accuracy_val_k
 from probssl.evaluate.probe import train_probe
@@ -24,6 +26,8 @@ class EvalConfig:
     probe_epochs: int = 200
     probe_lr: float = 3e-4
     probe_batch_size: int = 128
+    mlp_probe: bool = True  # also an MLP probe with one hidden ReLU layer of width d
+    gmm_n_init: int = 20  # GMM restarts (paper 200, authors' code 20); 0 skips clustering
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -35,13 +39,19 @@ class EvalConfig:
                             f"got {self.knn_metric!r}")
         if self.probe_epochs < 1 or self.probe_batch_size < 1 or not self.probe_lr > 0:
             raise UserError("probe epochs, batch size and lr must be positive")
+        if self.gmm_n_init < 0:
+            raise UserError(f"gmm n_init must be >= 0; got {self.gmm_n_init}")
 
     def footer(self) -> str:
         return (f"Protocol: frozen encoder means, no augmentation; kNN {self.knn_metric} "
                 f"distance, k = 1..{self.k_max}, 'best k' chosen on the test set as in the "
                 f"SimVAE paper (k chosen on a 10 % validation split of train also reported); "
-                f"linear probe Adam lr {self.probe_lr}, {self.probe_epochs} epochs, batch "
-                f"{self.probe_batch_size}, standardised features.")
+                f"linear{' and MLP (one hidden ReLU layer of width d)' if self.mlp_probe else ''}"
+                f" probe Adam lr {self.probe_lr}, {self.probe_epochs} epochs, batch "
+                f"{self.probe_batch_size}, standardised features"
+                + (f"; GMM full covariance, one component per class, n_init {self.gmm_n_init}, "
+                   "fitted on train, scored on test (Hungarian-matched accuracy, NMI, ARI)."
+                   if self.gmm_n_init else "."))
 
 
 def evaluate_embeddings(z_train, y_train, z_test, y_test, cfg: EvalConfig) -> dict:
@@ -55,7 +65,17 @@ def evaluate_embeddings(z_train, y_train, z_test, y_test, cfg: EvalConfig) -> di
                                  seed=cfg.seed)
     probe = train_probe(z_train, y_train, z_test, y_test, epochs=cfg.probe_epochs,
                         lr=cfg.probe_lr, batch_size=cfg.probe_batch_size, seed=cfg.seed)
-    return {"knn": knn, "knn_val_k": knn_val, "linear_probe": probe,
+    extra = {}
+    if cfg.mlp_probe:
+        d = int(np.asarray(z_train).shape[1])
+        extra["mlp_probe"] = train_probe(z_train, y_train, z_test, y_test, hidden=d,
+                                         epochs=cfg.probe_epochs, lr=cfg.probe_lr,
+                                         batch_size=cfg.probe_batch_size, seed=cfg.seed)
+    if cfg.gmm_n_init:
+        n_classes = int(max(np.max(y_train), np.max(y_test))) + 1
+        extra["gmm"] = gmm_clustering(z_train, z_test, y_test, n_classes, cfg.gmm_n_init,
+                                      seed=cfg.seed)
+    return {"knn": knn, "knn_val_k": knn_val, "linear_probe": probe, **extra,
             "n_train": int(len(z_train)), "n_test": int(len(z_test)),
             "dim": int(np.asarray(z_train).shape[1]), "protocol": asdict(cfg),
             "seconds": round(time.perf_counter() - t0, 2)}

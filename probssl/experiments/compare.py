@@ -31,6 +31,9 @@ COLUMNS = {
     "knn_best": ("kNN % (best k on test)", lambda r: 100 * r["knn"]["best"]),
     "knn_val_k": ("kNN % (k on val)", lambda r: 100 * r["knn_val_k"]["accuracy"]),
     "linear_probe": ("linear probe %", lambda r: 100 * r["linear_probe"]["test_accuracy"]),
+    "mlp_probe": ("MLP probe %", lambda r: 100 * r["mlp_probe"]["test_accuracy"]),
+    "gmm": ("GMM acc %", lambda r: 100 * r["gmm"]["accuracy"]),
+    "nmi": ("NMI ×100", lambda r: 100 * r["gmm"]["nmi"]),
 }
 
 
@@ -58,6 +61,17 @@ def command_line() -> str:
     if prog in ("__main__.py", "probssl"):
         return "probssl " + " ".join(sys.argv[1:])
     return " ".join(sys.argv)
+
+
+def _has(results: dict[str, list[dict]], column) -> bool:
+    """Whether every evaluation has this column (MLP probe and GMM can be switched off)."""
+    try:
+        for rs in results.values():
+            for r in rs:
+                column(r)
+    except KeyError:
+        return False
+    return True
 
 
 def _trained(run_dir: Path, epochs: int, method: str) -> bool:
@@ -104,14 +118,15 @@ def compare(methods: list[str], dataset: str, seeds: list[int], epochs: int, out
             results[method].append(res)
             log(f"[compare] {method} seed {seed}: kNN {100 * res['knn']['best']:.1f}%, "
                 f"linear probe {100 * res['linear_probe']['test_accuracy']:.1f}%")
-    summary = {m: {c: mean_se([f(r) for r in rs]) for c, (_, f) in COLUMNS.items()}
+    columns = {c: v for c, v in COLUMNS.items() if _has(results, v[1])}
+    summary = {m: {c: mean_se([f(r) for r in rs]) for c, (_, f) in columns.items()}
                for m, rs in results.items()}
     wall = time.perf_counter() - t0
-    header = "| method | " + " | ".join(name for name, _ in COLUMNS.values()) + \
+    header = "| method | " + " | ".join(name for name, _ in columns.values()) + \
         " | train s / seed |"
-    lines = [header, "|" + "---|" * (len(COLUMNS) + 2)]
+    lines = [header, "|" + "---|" * (len(columns) + 2)]
     for m in methods:
-        cells = [fmt(*summary[m][c]) for c in COLUMNS]
+        cells = [fmt(*summary[m][c]) for c in columns]
         secs = statistics.fmean(train_seconds[m]) if train_seconds[m] else 0.0
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {secs:.0f} |")
     settings = ", ".join([f"{k}={v}" for k, v in overrides.items()]
@@ -128,7 +143,7 @@ def compare(methods: list[str], dataset: str, seeds: list[int], epochs: int, out
         "dataset": dataset, "methods": methods, "seeds": seeds, "epochs": epochs,
         "train_overrides": overrides, "params": params or {}, "protocol": eval_cfg.__dict__,
         "summary": summary,
-        "per_seed": {m: [{c: f(r) for c, (_, f) in COLUMNS.items()} for r in rs]
+        "per_seed": {m: [{c: f(r) for c, (_, f) in columns.items()} for r in rs]
                      for m, rs in results.items()},
         "wall_s": wall, "machine": machine_line(), "command": command_line()})
     log(text)
