@@ -80,6 +80,10 @@ PRESETS: dict[str, AugmentConfig] = {
     "cifar10-reference-code": AugmentConfig(crop_scale=(0.6, 1.0), vflip_p=0.5, jitter_p=1.0,
                                             brightness=0.8, contrast=0.8, saturation=0.8,
                                             hue=0.2),
+    # shapes: crops move and rescale, flips mirror, jitter recolours — style only, never
+    # the shape (a mirrored triangle or square is still one)
+    "shapes": AugmentConfig(crop_scale=(0.6, 1.0), hflip_p=0.5, jitter_p=0.8, brightness=0.4,
+                            contrast=0.4, saturation=0.4, hue=0.2),
     "generic-gray": AugmentConfig(crop_scale=(0.6, 1.0), hflip_p=0.5),
     "generic-color": AugmentConfig(crop_scale=(0.6, 1.0), hflip_p=0.5, jitter_p=0.8,
                                    brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2),

@@ -27,6 +27,9 @@ class ImageDataset:
     class_names: list[str] | None = None
     attribute_names: list[str] | None = None
     attributes: dict[str, torch.Tensor] = field(default_factory=dict)
+    # generated data with known generative factors: split -> (N, F) float, named below
+    factor_names: list[str] | None = None
+    factors: dict[str, torch.Tensor] = field(default_factory=dict)
     source: str = ""
 
     def __post_init__(self) -> None:

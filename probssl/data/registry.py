@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from probssl.data import celeba, cifar, idx, local
+from probssl.data import celeba, cifar, idx, local, shapes
 from probssl.data.base import ImageDataset
 from probssl.data.download import default_cache_dir
 from probssl.errors import UserError
@@ -55,6 +55,10 @@ DATASETS: dict[str, DatasetInfo] = {
     "digits": DatasetInfo(
         "digits", (1, 8, 8), 10, "digits", "mlp", 10, "bundled with scikit-learn",
         lambda d, cache: local.load_digits_dataset()),
+    "shapes": DatasetInfo(
+        "shapes", (3, 32, 32), 4, "shapes", "mlp", 10,
+        "generated: 4 shapes; position, scale, rotation, colour, brightness recorded",
+        lambda d, cache: shapes.load_shapes()),
     "mnist-test": DatasetInfo(
         "mnist-test", (1, 28, 28), 10, "mnist", "mlp", 10,
         "../shared/data/mnist-t10k, $PROBSSL_MNIST_T10K, --data-dir, or the mnist download",
