@@ -14,6 +14,7 @@ the same seed always gives the same images.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -77,6 +78,7 @@ def render_shapes(labels: torch.Tensor, factors: torch.Tensor, size: int = 32,
     return out
 
 
+@functools.lru_cache(maxsize=4)  # a grid loads it several times per cell; tensors are read-only
 def load_shapes(n_train: int = 10_000, n_test: int = 2_000, size: int = 32,
                 seed: int = 0) -> ImageDataset:
     if n_train < 1 or n_test < 1 or size < 8:

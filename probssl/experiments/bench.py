@@ -1,0 +1,202 @@
+"""Benchmark grids: methods × datasets × seeds (× one swept parameter), resumable.
+
+Every cell is an ordinary run directory under ``OUT/runs/`` plus a ``result.json`` written
+atomically after its evaluation. A finished cell (result present, same epoch and protocol) is
+never re-run; a killed grid continues where it stopped (a half-trained run resumes from its
+last checkpoint), and reports only ever read finished cells. ``OUT/grid.json`` records the
+grid so ``probssl report OUT`` can lay the tables out.
+
+Every cell's TrainConfig is built (and so validated) before the first one trains: a typo in
+a method parameter fails in the first second, not an hour into the grid.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from probssl.config import TrainConfig, build_dataclass, field_names, parse_scalar
+from probssl.errors import UserError
+from probssl.evaluate import EvalConfig
+from probssl.experiments.compare import _evaluate, _trained, command_line, machine_line
+from probssl.methods import get_method_spec, is_trainable
+from probssl.train import train
+from probssl.train.run import CONFIG_FILE, load_run, write_json_atomic
+
+GRID_FILE = "grid.json"
+RESULT_FILE = "result.json"
+SWEEP_ALIASES = {"J": "n_views"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    dataset: str
+    seed: int
+    sweep: tuple[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        ds = self.dataset.replace(":", "_").replace("/", "_")
+        sw = "" if self.sweep is None else f"__{self.sweep[0]}={self.sweep[1]}"
+        return f"{self.method}__{ds}{sw}__seed{self.seed}"
+
+
+def parse_sweep(text: str | None) -> tuple[str, list[str]] | None:
+    """``J=2,4,6`` -> ("n_views", ["2", "4", "6"])."""
+    if not text:
+        return None
+    if "=" not in text:
+        raise UserError(f"--sweep {text!r}: expected KEY=V1,V2,...")
+    key, values = text.split("=", 1)
+    key = SWEEP_ALIASES.get(key.strip(), key.strip().replace("-", "_"))
+    vals = [v.strip() for v in values.split(",") if v.strip()]
+    if not vals:
+        raise UserError(f"--sweep {text!r}: no values")
+    return key, vals
+
+
+def _cell_config(cell: Cell, preset: str | None, epochs: int | None,
+                 train_overrides: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
+    values: dict[str, Any] = {"method": cell.method, "dataset": cell.dataset,
+                              "seed": cell.seed}
+    p = dict(params)
+    if preset is not None:
+        from probssl.presets import preset_values
+
+        p_train, p_params = preset_values(preset, cell.method, cell.dataset)
+        values = {**p_train, **values, "preset": preset}
+        p = {**p_params, **p}
+    values.update(train_overrides)
+    if epochs is not None:
+        values["epochs"] = epochs
+    if cell.sweep is not None:
+        key, raw = cell.sweep
+        if key in field_names(TrainConfig):
+            tp = type(getattr(TrainConfig(), key)) if getattr(TrainConfig(), key) is not None \
+                else str
+            values[key] = parse_scalar(str(raw), tp, f"--sweep {key}")
+        else:
+            cls = get_method_spec(cell.method).config_cls
+            if key not in field_names(cls):
+                raise UserError(f"--sweep {key}: method {cell.method!r} has no parameter "
+                                f"{key!r} (and it is not a training setting)")
+            from probssl.config import parse_assignments
+
+            p.update(parse_assignments([f"{key}={raw}"], cls, f"--sweep for {cell.method}"))
+    values["params"] = p
+    return build_dataclass(TrainConfig, values, f"bench cell {cell.name}")
+
+
+def plan_grid(methods: list[str], datasets: list[str], seeds: list[int], *,
+              preset: str | None = None, epochs: int | None = None,
+              train_overrides: dict[str, Any] | None = None,
+              params: dict[str, dict[str, Any]] | None = None,
+              sweep: tuple[str, list[str]] | None = None) -> list[tuple[Cell, TrainConfig]]:
+    if not methods or not datasets or not seeds:
+        raise UserError("bench needs at least one method, dataset and seed")
+    sweep_values: list[Any] = [None] if sweep is None else list(sweep[1])
+    plan = []
+    for dataset in datasets:
+        for value in sweep_values:
+            for seed in seeds:
+                for method in methods:
+                    sw = None if sweep is None else (sweep[0], value)
+                    cell = Cell(method, dataset, seed, sw)
+                    cfg = _cell_config(cell, preset, epochs, train_overrides or {},
+                                       (params or {}).get(method, {}))
+                    plan.append((cell, cfg))
+    return plan
+
+
+def _finished(run_dir: Path, eval_cfg: EvalConfig, epochs: int, method: str) -> dict | None:
+    path = run_dir / RESULT_FILE
+    if not path.is_file() or not _trained(run_dir, epochs, method):
+        return None
+    try:
+        res = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # a damaged record is recomputed, never trusted
+    want = eval_cfg.__dict__
+    return res if res.get("protocol") == want and res.get("epochs") == epochs else None
+
+
+def _cell_result(run_dir: Path, cell: Cell, cfg: TrainConfig, eval_cfg: EvalConfig) -> dict:
+    ev = _evaluate(run_dir, eval_cfg)
+    loaded = load_run(run_dir)
+    res: dict[str, Any] = {"cell": cell.name, "method": cell.method, "dataset": cell.dataset,
+                           "seed": cell.seed, "sweep": list(cell.sweep) if cell.sweep else None,
+                           "epochs": cfg.epochs, "protocol": eval_cfg.__dict__,
+                           "knn_best": ev["knn"]["best"], "knn_val_k": ev["knn_val_k"]["accuracy"],
+                           "linear_probe": ev["linear_probe"]["test_accuracy"]}
+    if "mlp_probe" in ev:
+        res["mlp_probe"] = ev["mlp_probe"]["test_accuracy"]
+    if "gmm" in ev:
+        res.update(gmm_accuracy=ev["gmm"]["accuracy"], nmi=ev["gmm"]["nmi"], ari=ev["gmm"]["ari"])
+    if getattr(loaded.method, "decoder", None) is not None:
+        from probssl.evaluate.generate import reconstruction_mse
+
+        res["mse"] = reconstruction_mse(loaded)
+    data = loaded.resolved.data
+    if data.factor_names and data.factors:
+        from probssl.evaluate.embed import run_embeddings
+        from probssl.evaluate.factors import factor_scores
+
+        z_tr, _ = run_embeddings(loaded, "train")
+        z_te, _ = run_embeddings(loaded, "test")
+        discrete = tuple(n for n in data.factor_names if n == "colour")
+        res["factors"] = factor_scores(z_tr, data.factors["train"].numpy(), z_te,
+                                       data.factors["test"].numpy(), data.factor_names,
+                                       discrete, epochs=eval_cfg.probe_epochs,
+                                       seed=eval_cfg.seed)
+        res["content"] = res["linear_probe"]
+    res["train_seconds"] = sum(r.get("seconds", 0.0) for r in loaded_history(run_dir))
+    return res
+
+
+def loaded_history(run_dir: Path) -> list[dict]:
+    from probssl.train.run import read_metrics
+
+    return read_metrics(run_dir)
+
+
+def run_grid(plan: list[tuple[Cell, TrainConfig]], out: Path, eval_cfg: EvalConfig,
+             progress: bool = True, log=print) -> list[dict]:
+    out = Path(out)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    grid = {"cells": [c.name for c, _ in plan], "command": command_line(),
+            "machine": machine_line(), "protocol": eval_cfg.__dict__,
+            "methods": list(dict.fromkeys(c.method for c, _ in plan)),
+            "datasets": list(dict.fromkeys(c.dataset for c, _ in plan)),
+            "seeds": sorted({c.seed for c, _ in plan}),
+            "sweep": None if plan[0][0].sweep is None else {
+                "key": plan[0][0].sweep[0],
+                "values": list(dict.fromkeys(c.sweep[1] for c, _ in plan))}}
+    write_json_atomic(out / GRID_FILE, grid)
+    results, t0, done_before = [], time.perf_counter(), 0
+    bar = tqdm(plan, desc="bench", unit="cell", disable=not progress or None)
+    for cell, cfg in bar:
+        run_dir = out / "runs" / cell.name
+        res = _finished(run_dir, eval_cfg, cfg.epochs, cell.method)
+        if res is not None:
+            done_before += 1
+            results.append(res)
+            continue
+        bar.set_postfix(cell=cell.name)
+        if not _trained(run_dir, cfg.epochs, cell.method):
+            resume = (run_dir / CONFIG_FILE).is_file()
+            what = "training" if is_trainable(cell.method) else "initialising"
+            log(f"[bench] {cell.name}: {what}" + (" (resumed)" if resume else ""))
+            train(cfg, run_dir, resume=resume, progress=False, verbose=False)
+        res = _cell_result(run_dir, cell, cfg, eval_cfg)
+        write_json_atomic(run_dir / RESULT_FILE, res)
+        results.append(res)
+    bar.close()
+    log(f"[bench] {len(plan)} cells ({done_before} already finished) in "
+        f"{time.perf_counter() - t0:.0f} s -> {out}")
+    return results

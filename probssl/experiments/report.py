@@ -1,0 +1,158 @@
+"""``probssl report GRID``: markdown tables in the SimVAE paper's layout from a bench grid.
+
+Table 1 (MLP probe / kNN), Table 5 (linear probe / GMM accuracy), Table 6 (NMI / ARI),
+Table 7 (reconstruction MSE; FID is not computed by bench), the content/style table for data
+with recorded factors, and — for a swept grid — accuracy against the swept value (the
+paper's Fig. 6-8 are such grids). Mean ± s.e. over seeds; only finished cells are read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from probssl.errors import UserError
+from probssl.experiments.bench import GRID_FILE, RESULT_FILE
+from probssl.experiments.compare import mean_se
+
+PAIRS = [
+    ("Table 1: MLP probe / kNN accuracy (%)", "mlp_probe", "knn_best", 100),
+    ("Table 5: linear probe / GMM accuracy (%)", "linear_probe", "gmm_accuracy", 100),
+    ("Table 6: NMI / ARI (×100)", "nmi", "ari", 100),
+]
+
+
+def _fmt(values: list[float], scale: float) -> str:
+    if not values:
+        return "—"
+    m, s = mean_se([scale * v for v in values])
+    return f"{m:.1f}" if s != s else f"{m:.1f} ± {s:.1f}"
+
+
+def load_grid(grid_dir: Path) -> tuple[dict, list[dict], int]:
+    grid_dir = Path(grid_dir)
+    if not (grid_dir / GRID_FILE).is_file():
+        raise UserError(f"{grid_dir} is not a bench grid (no {GRID_FILE}); run probssl bench")
+    grid = json.loads((grid_dir / GRID_FILE).read_text())
+    results, missing = [], 0
+    for name in grid["cells"]:
+        path = grid_dir / "runs" / name / RESULT_FILE
+        try:
+            results.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError):
+            missing += 1  # unfinished (or damaged) cells are left out, and counted
+    return grid, results, missing
+
+
+def write_report(grid_dir: Path, out: Path) -> Path:
+    grid, results, missing = load_grid(grid_dir)
+    methods, datasets = grid["methods"], grid["datasets"]
+    by: dict[tuple, list[dict]] = defaultdict(list)
+    for r in results:
+        sweep = None if r["sweep"] is None else str(r["sweep"][1])
+        by[(r["method"], r["dataset"], sweep)].append(r)
+    lines = [f"# Benchmark report: {Path(grid_dir)}", ""]
+    if missing:
+        lines += [f"**{missing} of {len(grid['cells'])} cells are not finished and are left "
+                  "out.**", ""]
+    sweep = grid.get("sweep")
+    sweep_values = [None] if sweep is None else [str(v) for v in sweep["values"]]
+    for sv in sweep_values:
+        suffix = "" if sv is None else f" — {sweep['key']} = {sv}"
+        for title, a, b, scale in PAIRS:
+            lines += [f"## {title}{suffix}", "", "| method | " + " | ".join(datasets) + " |",
+                      "|---|" + "---|" * len(datasets)]
+            for m in methods:
+                cells = []
+                for d in datasets:
+                    rs = by.get((m, d, sv), [])
+                    cells.append(f"{_fmt([r[a] for r in rs if a in r], scale)} / "
+                                 f"{_fmt([r[b] for r in rs if b in r], scale)}")
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
+            lines.append("")
+        lines += [f"## Table 7: reconstruction MSE per pixel (×1000){suffix}", "",
+                  "| method | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
+        for m in methods:
+            cells = [_fmt([r["mse"] for r in by.get((m, d, sv), []) if "mse" in r], 1000)
+                     for d in datasets]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines += ["", "MSE only for methods with a decoder (discriminative encoders need "
+                  "`probssl train-decoder`); FID is not computed by bench.", ""]
+        lines += _style_table(methods, datasets, by, sv, suffix)
+    if sweep is not None:
+        lines += _sweep_table(sweep, methods, datasets, by)
+    proto = grid["protocol"]
+    lines += ["", f"Mean ± standard error over seeds {grid['seeds']}. Protocol: frozen encoder "
+              f"means; kNN {proto['knn_metric']} k = 1..{proto['k_max']} (best k chosen on the "
+              f"test set, as in the paper); linear and MLP probes Adam lr {proto['probe_lr']}, "
+              f"{proto['probe_epochs']} epochs, batch {proto['probe_batch_size']}; GMM full "
+              f"covariance, n_init {proto['gmm_n_init']}.",
+              f"Grid command: `{grid['command']}`  ", f"Machine: {grid['machine']}", ""]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+    if sweep is not None:
+        _sweep_figure(sweep, methods, datasets, by, out.with_suffix(".png"))
+    return out
+
+
+def _style_table(methods, datasets, by, sv, suffix) -> list[str]:
+    lines: list[str] = []
+    for d in datasets:
+        rs_any = [r for m in methods for r in by.get((m, d, sv), []) if "factors" in r]
+        if not rs_any:
+            continue
+        names = list(rs_any[0]["factors"])
+        head = [f"{n} ({rs_any[0]['factors'][n]['metric']})" for n in names]
+        lines += [f"## Content and style on {d}{suffix} (linear probes, ×100)", "",
+                  "| method | content (shape) accuracy | " + " | ".join(head) + " |",
+                  "|---|---|" + "---|" * len(names)]
+        for m in methods:
+            rs = [r for r in by.get((m, d, sv), []) if "factors" in r]
+            cells = [_fmt([r["content"] for r in rs], 100)] + \
+                [_fmt([r["factors"][n]["value"] for r in rs], 100) for n in names]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _sweep_table(sweep: dict, methods, datasets, by) -> list[str]:
+    lines = [f"## kNN accuracy (%) against {sweep['key']}", ""]
+    vals = [str(v) for v in sweep["values"]]
+    for d in datasets:
+        lines += [f"{d}:", "", "| method | " + " | ".join(vals) + " |",
+                  "|---|" + "---|" * len(vals)]
+        for m in methods:
+            lines.append(f"| {m} | " + " | ".join(
+                _fmt([r["knn_best"] for r in by.get((m, d, v), [])], 100) for v in vals) + " |")
+        lines.append("")
+    return lines
+
+
+def _sweep_figure(sweep: dict, methods, datasets, by, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    vals = [str(v) for v in sweep["values"]]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.5),
+                             squeeze=False)
+    for ax, d in zip(axes[0], datasets, strict=True):
+        for m in methods:
+            pts: list[tuple[str, Any, Any]] = []
+            for v in vals:
+                rs = by.get((m, d, v), [])
+                if rs:
+                    mean, se = mean_se([100 * r["knn_best"] for r in rs])
+                    pts.append((v, mean, 0 if se != se else se))
+            if pts:
+                ax.errorbar([p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts],
+                            marker="o", capsize=3, label=m)
+        ax.set_xlabel(sweep["key"]), ax.set_ylabel("kNN accuracy (%)"), ax.set_title(d)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
