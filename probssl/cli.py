@@ -227,7 +227,11 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from probssl.demo import run_demo
 
-    run_demo(Path(args.out), epochs=args.epochs, seeds=args.seeds)
+    if args.epochs < 1 or args.seeds < 1:
+        raise UserError("demo: --epochs and --seeds must be >= 1")
+    report = run_demo(Path(args.out), epochs=args.epochs, seeds=args.seeds,
+                      progress=not args.no_progress)
+    print(f"report: {report}")
     return 0
 
 
@@ -561,10 +565,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_experiment_moving_balls)
 
-    p = sub.add_parser("demo", help="VAE vs random encoder on the bundled digits, evaluated")
+    p = sub.add_parser("demo", help="the showcase: moving balls, SimVAE vs SimCLR vs VAE, "
+                       "content/style, reconstructions; one report")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--seeds", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=30, help="epochs on digits (default 30)")
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
     return parser
 

@@ -1,6 +1,13 @@
 """``vicreg``: variance-invariance-covariance regularisation (Bardes et al. 2022),
-:func:`probssl.objectives.vicreg.vicreg_loss` on the encoder's code (no expander by default,
-the paper's "same architecture" protocol; ``expander_dim > 0`` adds one)."""
+:func:`probssl.objectives.vicreg.vicreg_loss` on an expander of the encoder's code.
+
+The expander (Linear-ReLU-Linear to ``expander_dim``) is part of VICReg's definition and is
+dropped at evaluation, so the encoder is the same as every other method's. It is on by default
+because without it the loss acts on the 10-d code itself and the representation collapses
+below the random encoder: measured on mnist-test, 20 epochs, seed 0, kNN 34.3 % (lr 1e-3) and
+30.7 % (lr 1e-4) without, 77.2 % with a 256-d expander, vs 45.4 % for the random encoder
+(docs/RESULTS.md). ``expander_dim = 0`` gives the representation-only variant.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +29,7 @@ class VICRegConfig(MethodConfig):
     sim_coeff: float = 25.0  # λ, invariance
     std_coeff: float = 25.0  # μ, variance
     cov_coeff: float = 1.0  # ν, covariance
-    expander_dim: int = 0
+    expander_dim: int = 256
 
     def validate(self) -> None:
         if self.n_views < 2:
