@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -28,6 +29,8 @@ from probssl.objectives.moco import moco_infonce, momentum_update
 
 @dataclass
 class MoCoConfig(MethodConfig):
+    # fields added after runs were saved: the value that reproduces those runs
+    LEGACY: ClassVar[dict[str, Any]] = {"projection_dim": 0}
     n_views: int = 2
     temperature: float = 0.2
     momentum: float = 0.99

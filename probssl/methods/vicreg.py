@@ -12,6 +12,7 @@ below the random encoder: measured on mnist-test, 20 epochs, seed 0, kNN 34.3 % 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -25,6 +26,8 @@ from probssl.objectives.vicreg import vicreg_loss
 
 @dataclass
 class VICRegConfig(MethodConfig):
+    # fields added after runs were saved: the value that reproduces those runs
+    LEGACY: ClassVar[dict[str, Any]] = {"expander_dim": 0}
     n_views: int = 2
     sim_coeff: float = 25.0  # λ, invariance
     std_coeff: float = 25.0  # μ, variance

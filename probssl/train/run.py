@@ -102,9 +102,23 @@ def read_run_config(run_dir: Path) -> TrainConfig:
         raise UserError(f"{run_dir} is not a probssl run (no {CONFIG_FILE})")
     try:
         saved = json.loads(path.read_text())
-        return build_dataclass(TrainConfig, saved["train"], f"{path}")
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        train = dict(saved["train"])
+        train["params"] = _with_legacy_defaults(train.get("method", "vae"),
+                                                dict(train.get("params") or {}))
+        return build_dataclass(TrainConfig, train, f"{path}")
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise UserError(f"{path}: unreadable run config ({exc})") from None
+
+
+def _with_legacy_defaults(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """A saved run holds every field its method config had *then*; a field added later takes
+    the value that reproduces the old behaviour (the config class's ``LEGACY``), not today's
+    default — so old runs stay loadable and mean what they meant."""
+    from probssl.methods import METHODS
+
+    spec = METHODS.get(method)
+    legacy = getattr(spec.config_cls, "LEGACY", {}) if spec is not None else {}
+    return {**{k: v for k, v in legacy.items() if k not in params}, **params}
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

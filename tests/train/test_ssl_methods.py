@@ -69,3 +69,20 @@ def test_presets_resolve_and_flags_override(tmp_path):
     cfg = read_run_config(tmp_path / "q")
     assert cfg.preset == "quick" and cfg.epochs == 1 and cfg.batch_size == 64
     assert cfg.params["n_views"] == 3 and cfg.lr == 1e-3
+
+
+def test_runs_saved_before_a_new_field_keep_their_meaning(tmp_path):
+    import json
+
+    from probssl.train.run import load_run
+
+    cfg = TrainConfig(method="moco", dataset="digits", epochs=1, batch_size=64, device="cpu",
+                      params={"projection_dim": 0})
+    train(cfg, tmp_path / "old", progress=False, verbose=False)
+    path = tmp_path / "old" / "config.json"
+    saved = json.loads(path.read_text())
+    for section in (saved["train"]["params"], saved["method"]):
+        del section["projection_dim"]  # as written before the field existed
+    path.write_text(json.dumps(saved))
+    loaded = load_run(tmp_path / "old")  # today's default (a head) would not match the weights
+    assert loaded.resolved.method.projection_dim == 0
