@@ -155,6 +155,17 @@ BAD_INPUTS = {
                                "--out", "{t}/r"], "std_coeff"),
     "simvae objective": (["train", "--method", "simvae", "--set", "objective=mle", "--out",
                           "{t}/r"], "objective"),
+    "bench no methods": (["bench", "--methods", ",", "--datasets", "digits", "--out", "{t}/r"],
+                         "at least one method"),
+    "report not a grid": (["report", "{t}", "--out", "{t}/r.md"], "not a bench grid"),
+    "train-decoder missing run": (["train-decoder", "{t}/nope"], "does not exist"),
+    "sample zero per class": (["sample", "{t}/nope", "--per-class", "0"], "--per-class"),
+    "figure missing run": (["figure", "reconstructions", "{t}/nope", "--out", "{t}/r"],
+                           "does not exist"),
+    "demo zero epochs": (["demo", "--epochs", "0", "--out", "{t}/r"], "must be >= 1"),
+    "gmm negative restarts": (["evaluate", "{t}", "--gmm-n-init", "-1"], "gmm n_init"),
+    "balls zero length scale": (["experiment", "moving-balls", "--length-scale", "0", "--out",
+                                 "{t}/r"], "must be positive"),
     "unknown experiment": (["experiment", "bouncing-cubes"], "invalid choice"),
 }
 
