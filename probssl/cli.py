@@ -310,10 +310,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    for m in methods:
-        from probssl.methods import get_method_spec
-
-        get_method_spec(m)
     seeds = list(_seeds_arg(args.seeds))
     overrides: dict[str, Any] = {"device": args.device}
     for key in ("lr", "batch_size", "data_dir"):

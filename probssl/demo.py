@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from probssl.errors import UserError
 from probssl.evaluate import EvalConfig
 from probssl.experiments.bench import plan_grid, run_grid
 from probssl.experiments.compare import command_line, machine_line
@@ -24,7 +25,7 @@ METHODS = ["simvae", "simclr", "vae", "random"]
 
 def run_demo(out: Path, epochs: int = 30, seeds: int = 2, progress: bool = True,
              log=print, probe_epochs: int = 100) -> Path:
-    from probssl.evaluate.generate import train_decoder
+    from probssl.evaluate.generate import frozen_decoder, train_decoder
     from probssl.experiments.figures import reconstruction_figure
     from probssl.experiments.moving_balls import QUICK, run_experiment
     from probssl.train.run import load_run
@@ -50,8 +51,9 @@ def run_demo(out: Path, epochs: int = 30, seeds: int = 2, progress: bool = True,
     log("[demo] 4/4 reconstructions")
     runs = [out / "digits" / "runs" / f"{m}__digits__seed0" for m in METHODS if m != "random"]
     simclr = load_run(runs[1])
-    if not (runs[1] / "decoder.pt").is_file() or \
-            _decoder_epoch(runs[1]) != simclr.epoch:
+    try:
+        frozen_decoder(simclr)  # a decoder fitted to this checkpoint already exists
+    except UserError:
         train_decoder(simclr, epochs=100, lr=1e-3, progress=progress)
     reconstruction_figure(runs, out / "reconstructions.png", n=10)
     wall = time.perf_counter() - t0
@@ -74,12 +76,6 @@ def run_demo(out: Path, epochs: int = 30, seeds: int = 2, progress: bool = True,
         "train-decoder`), so its row shows what its representation kept.", ""]))
     log(f"[demo] done in {wall:.0f} s; report: {report}")
     return report
-
-
-def _decoder_epoch(run_dir: Path) -> int:
-    import torch
-
-    return int(torch.load(run_dir / "decoder.pt", weights_only=True).get("epoch", -1))
 
 
 def _section(path: Path, heading: str) -> str:

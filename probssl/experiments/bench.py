@@ -26,7 +26,7 @@ from probssl.evaluate import EvalConfig
 from probssl.experiments.compare import _evaluate, _trained, command_line, machine_line
 from probssl.methods import get_method_spec, is_trainable
 from probssl.train import train
-from probssl.train.run import CONFIG_FILE, load_run, write_json_atomic
+from probssl.train.run import CONFIG_FILE, load_run, read_metrics, write_json_atomic
 
 GRID_FILE = "grid.json"
 RESULT_FILE = "result.json"
@@ -127,8 +127,8 @@ def _finished(run_dir: Path, eval_cfg: EvalConfig, epochs: int, method: str) -> 
 
 
 def _cell_result(run_dir: Path, cell: Cell, cfg: TrainConfig, eval_cfg: EvalConfig) -> dict:
-    ev = _evaluate(run_dir, eval_cfg)
-    loaded = load_run(run_dir)
+    loaded = load_run(run_dir)  # once: evaluation, MSE and factor probes share it
+    ev = _evaluate(run_dir, eval_cfg, loaded)
     res: dict[str, Any] = {"cell": cell.name, "method": cell.method, "dataset": cell.dataset,
                            "seed": cell.seed, "sweep": list(cell.sweep) if cell.sweep else None,
                            "epochs": cfg.epochs, "protocol": eval_cfg.__dict__,
@@ -155,14 +155,8 @@ def _cell_result(run_dir: Path, cell: Cell, cfg: TrainConfig, eval_cfg: EvalConf
                                        discrete, epochs=eval_cfg.probe_epochs,
                                        seed=eval_cfg.seed)
         res["content"] = res["linear_probe"]
-    res["train_seconds"] = sum(r.get("seconds", 0.0) for r in loaded_history(run_dir))
+    res["train_seconds"] = sum(r.get("seconds", 0.0) for r in read_metrics(run_dir))
     return res
-
-
-def loaded_history(run_dir: Path) -> list[dict]:
-    from probssl.train.run import read_metrics
-
-    return read_metrics(run_dir)
 
 
 def run_grid(plan: list[tuple[Cell, TrainConfig]], out: Path, eval_cfg: EvalConfig,

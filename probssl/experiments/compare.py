@@ -80,8 +80,8 @@ def _trained(run_dir: Path, epochs: int, method: str) -> bool:
         ck[-1][0] >= (epochs if is_trainable(method) else 0)
 
 
-def _evaluate(run_dir: Path, eval_cfg: EvalConfig) -> dict:
-    loaded = load_run(run_dir)
+def _evaluate(run_dir: Path, eval_cfg: EvalConfig, loaded=None) -> dict:
+    loaded = loaded if loaded is not None else load_run(run_dir)
     cached = run_dir / "eval.json"
     if cached.is_file():
         old = json.loads(cached.read_text())
