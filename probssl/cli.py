@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,12 @@ from probssl.config import (
     load_config_file,
     parse_assignments,
 )
-from probssl.errors import TrainingDiverged, UserError
+from probssl.errors import (
+    CheckpointWriteFailed,
+    TrainingDiverged,
+    TrainingInterrupted,
+    UserError,
+)
 
 # TrainConfig fields exposed as flags (flag name -> field); the rest via the config file.
 TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
@@ -32,11 +38,15 @@ TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
     "preset": ("preset", str, "paper, reference-code or quick (flags and config override it)"),
     "data_dir": ("data_dir", str, "folder holding the dataset's files (skips the cache)"),
     "augmentation": ("augmentation", str, "augmentation preset (default: the dataset's)"),
+    "aug_strength": ("aug_strength", float, "scale of the preset's crop and colour jitter "
+                     "(0 none, 1 as published)"),
     "views": ("views", str, "augment (J augmentations) or next-frame (frames t..t+J-1)"),
     "epochs": ("epochs", int, "training epochs"),
     "batch_size": ("batch_size", int, "images per step per process"),
     "lr": ("lr", float, "Adam learning rate"),
     "seed": ("seed", int, "random seed"),
+    "checkpoint_every": ("checkpoint_every", int, "also checkpoint every N steps inside an "
+                         "epoch (0: at epoch ends only)"),
     "device": ("device", str, "auto, cpu, cuda or cuda:N"),
 }
 
@@ -134,7 +144,8 @@ def _eval_config(args: argparse.Namespace):
 
     return EvalConfig(k_max=args.k_max, knn_metric=args.knn_metric,
                       probe_epochs=args.probe_epochs, seed=args.eval_seed,
-                      mlp_probe=not args.no_mlp_probe, gmm_n_init=args.gmm_n_init)
+                      mlp_probe=not args.no_mlp_probe, gmm_n_init=args.gmm_n_init,
+                      fid_features=args.fid_features, fid_samples=args.fid_samples)
 
 
 def format_eval(result: dict) -> str:
@@ -151,15 +162,40 @@ def format_eval(result: dict) -> str:
                if "gmm" in result else ""))
 
 
+def format_extras(result: dict) -> list[str]:
+    lines = []
+    if "mse" in result:
+        lines.append(f"reconstruction MSE {result['mse']:.5f}")
+    if "fid" in result:
+        f = result["fid"]
+        lines.append(f"{'FID' if f['inception'] else 'Fréchet distance'} {f['value']:.3f} "
+                     f"({f['n']} samples; features: {f['features']})")
+    if "factors" in result:
+        lines.append("style/content factors: " + ", ".join(
+            f"{k} {v['metric']} {v['value']:.3f}" for k, v in result["factors"].items()))
+    if "attributes" in result:
+        a = result["attributes"]
+        mean = sum(a["attributes"].values()) / len(a["attributes"])
+        lines.append(f"attributes ({a['probe']} probe): mean accuracy over "
+                     f"{len(a['attributes'])} {100 * mean:.1f}%"
+                     + (f", hair colour (5 classes) {100 * a['hair_colour']:.1f}%"
+                        if "hair_colour" in a else ""))
+    return lines
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from probssl.evaluate import evaluate_run
+    from probssl.evaluate.protocol import extra_evaluations
     from probssl.train.run import load_run, write_json_atomic
 
     cfg = _eval_config(args)
     loaded = load_run(args.run, data_dir=args.data_dir, device=args.device)
     result = evaluate_run(loaded, cfg, device=args.device)
+    result.update(extra_evaluations(loaded, cfg))
     write_json_atomic(Path(args.run) / "eval.json", result)
     print(format_eval(result))
+    for line in format_extras(result):
+        print(line)
     if "pair_retrieval" in result:
         pr = result["pair_retrieval"]
         print(f"held-out pair retrieval (Eq. 34): top-1 {100 * pr['top1']:.1f}% among "
@@ -305,8 +341,43 @@ def cmd_verify_theory(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_throughput(args: argparse.Namespace) -> int:
+    from probssl.experiments.compare import command_line, machine_line
+    from probssl.experiments.throughput import METHODS, format_table, run_throughput
+
+    methods = METHODS
+    if args.methods:
+        names = [m.strip() for m in args.methods.split(",") if m.strip()]
+        unknown = [m for m in names if m not in METHODS]
+        if unknown:
+            raise UserError(f"bench throughput measures {', '.join(METHODS)}; not "
+                            f"{', '.join(unknown)}")
+        methods = {m: METHODS[m] for m in names}
+    t0 = time.perf_counter()
+    result = run_throughput(quick=args.quick, methods=methods,
+                            log=lambda m: print(m, file=sys.stderr))
+    result.update(command=command_line(), machine=machine_line(),
+                  wall_seconds=time.perf_counter() - t0)
+    print(format_table(result))
+    print(f"\n`{result['command']}`; machine: {result['machine']}; wall time "
+          f"{result['wall_seconds']:.0f} s.")
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from probssl.experiments.bench import parse_sweep, plan_grid, run_grid
+
+    if args.mode == "throughput":
+        return cmd_throughput(args)
+    for flag in ("methods", "datasets", "out"):
+        if not getattr(args, flag):
+            raise UserError(f"bench: --{flag} is required for a grid")
+    if args.quick or args.json:
+        raise UserError("bench: --quick and --json belong to `bench throughput`")
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
@@ -430,6 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-mlp-probe", action="store_true", help="skip the MLP probe")
         p.add_argument("--gmm-n-init", type=int, default=20,
                        help="GMM restarts (paper 200, authors' code 20); 0 skips the GMM")
+        p.add_argument("--fid-features", default="classifier",
+                       help="classifier (offline, not comparable to Inception FID), "
+                            "inception:PATH (TorchScript Inception-v3) or none")
+        p.add_argument("--fid-samples", type=int, default=5000)
         p.add_argument("--eval-seed", type=int, default=0)
 
     def run_args(p):
@@ -479,9 +554,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("bench", help="methods x datasets x seeds (x a swept parameter) grid, "
-                       "resumable")
-    p.add_argument("--methods", required=True, help="comma-separated")
-    p.add_argument("--datasets", required=True, help="comma-separated")
+                       "resumable; `bench throughput`: speed against the measured roofline")
+    p.add_argument("mode", nargs="?", default="grid", choices=["grid", "throughput"],
+                   help="grid (default) or throughput")
+    p.add_argument("--quick", action="store_true", help="throughput: shorter timings")
+    p.add_argument("--json", default=None, help="throughput: also write the results as JSON")
+    p.add_argument("--methods", default=None, help="comma-separated")
+    p.add_argument("--datasets", default=None, help="comma-separated")
     p.add_argument("--seeds", default="0,1,2", help="a count (3 = 0..2) or a list 0,3,7")
     p.add_argument("--preset", default=None, help="paper, reference-code or quick")
     p.add_argument("--epochs", type=int, default=None, help="overrides the preset's")
@@ -492,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", default=None, help="grid folder (required for a grid)")
     p.add_argument("--no-progress", action="store_true")
     eval_args(p)
     p.set_defaults(func=cmd_bench)
@@ -576,11 +655,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return int(args.func(args) or 0)
-    except UserError as exc:
-        print(f"probssl: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except TrainingDiverged as exc:
-        print(f"probssl: training diverged: {exc}", file=sys.stderr)
+    except (UserError, TrainingDiverged, TrainingInterrupted, CheckpointWriteFailed) as exc:
+        # expected failures: one line and the class's exit status, never a traceback
+        what = {TrainingDiverged: "training diverged", TrainingInterrupted: "interrupted"}
+        print(f"probssl: {what.get(type(exc), 'error')}: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("probssl: interrupted", file=sys.stderr)

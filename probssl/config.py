@@ -44,6 +44,9 @@ class TrainConfig:
     data_dir: str | None = None
     download: bool = False
     augmentation: str | None = None  # preset name; None = the dataset's default
+    # Scales the preset's crop and colour jitter (simvae.txt Fig. 6): 0 = no crop, no jitter;
+    # 1 = the preset as published; > 1 stronger. Flips and binarisation are unchanged.
+    aug_strength: float = 1.0
     # How a step's J views arise: "augment" = J augmentations of each image; "next-frame" =
     # the training images are an ordered sequence and the views are frames t, t+1, ... t+J-1
     # (no augmentation), e.g. consecutive video frames for an RPM.
@@ -57,6 +60,9 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True  # bfloat16 autocast, CUDA only
     keep_checkpoints: int = 2
+    # also checkpoint every N steps inside an epoch (0: only at epoch ends); a killed run
+    # then loses at most N steps
+    checkpoint_every: int = 0
     tensorboard: bool = True  # used only if the tensorboard package is installed
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -82,6 +88,10 @@ class TrainConfig:
                             f"got {self.device!r}")
         if self.views not in ("augment", "next-frame"):
             raise UserError(f"views must be 'augment' or 'next-frame'; got {self.views!r}")
+        if not 0.0 <= self.aug_strength <= 10.0:
+            raise UserError(f"aug_strength must lie in [0, 10]; got {self.aug_strength}")
+        if self.checkpoint_every < 0:
+            raise UserError(f"checkpoint_every must be >= 0; got {self.checkpoint_every}")
         if self.keep_checkpoints < 1:
             raise UserError(f"keep_checkpoints must be >= 1; got {self.keep_checkpoints}")
         if self.preset is not None:

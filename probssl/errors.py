@@ -26,3 +26,17 @@ class TrainingDiverged(Exception):
     """The loss became NaN/inf. The last good checkpoint is kept; exit status 3."""
 
     exit_code = 3
+
+
+class TrainingInterrupted(Exception):
+    """Ctrl-C (SIGINT) or SIGTERM during training: a checkpoint of the exact position was
+    written; exit status 130."""
+
+    exit_code = 130
+
+
+class CheckpointWriteFailed(Exception):
+    """A checkpoint could not be written (full disk, ...); the previous ones are intact.
+    Exit status 4."""
+
+    exit_code = 4

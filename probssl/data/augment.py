@@ -13,7 +13,7 @@ integers, and jitter is applied in the fixed order brightness, contrast, saturat
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -96,6 +96,25 @@ def get_preset(name: str) -> AugmentConfig:
     except KeyError:
         raise UserError(f"unknown augmentation preset {name!r}; choose from "
                         f"{', '.join(PRESETS)}") from None
+
+
+def with_strength(cfg: AugmentConfig, strength: float) -> AugmentConfig:
+    """``cfg`` with its crop and colour jitter scaled by ``strength`` (simvae.txt Fig. 6:
+    "we progressively increase the cropping scale and colour jitter amplitude").
+
+    The crop's smallest area fraction becomes ``1 - strength * (1 - lo)`` (floored at 0.05);
+    brightness, contrast and saturation amplitudes are multiplied by ``strength`` and hue too
+    (capped at 0.5). ``strength`` 1 returns ``cfg`` unchanged; 0 removes crop and jitter.
+    """
+    if strength < 0:
+        raise UserError(f"augmentation strength must be >= 0; got {strength}")
+    if strength == 1.0:
+        return cfg
+    lo, hi = cfg.crop_scale
+    new_lo = min(hi, max(0.05, 1.0 - strength * (1.0 - lo)))
+    return replace(cfg, crop_scale=(new_lo, hi), brightness=cfg.brightness * strength,
+                   contrast=cfg.contrast * strength, saturation=cfg.saturation * strength,
+                   hue=min(0.5, cfg.hue * strength))
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:

@@ -100,6 +100,25 @@ def class_conditional_samples(loaded, per_class: int = 8, seed: int = 0
     return out, labels
 
 
+@torch.no_grad()
+def generated_samples(loaded, n: int, seed: int = 0, batch_size: int = 512) -> torch.Tensor:
+    """``n`` decoded samples, z drawn from a full-covariance Gaussian fitted to all training
+    means. The same rule for every method (a VAE's N(0, I) prior, SimVAE's hierarchical one
+    and a discriminative encoder with a post-hoc decoder alike), so FIDs compare the
+    representations rather than each model's prior mismatch."""
+    from probssl.evaluate.embed import run_embeddings
+
+    z, _ = run_embeddings(loaded, "train")
+    z = torch.as_tensor(z, dtype=torch.float64)
+    cov = torch.cov(z.T) + 1e-6 * torch.eye(z.shape[1], dtype=torch.float64)
+    eps = torch.randn(n, z.shape[1], generator=torch.Generator().manual_seed(seed),
+                      dtype=torch.float64)
+    codes = (z.mean(0) + eps @ torch.linalg.cholesky(cov).T).float()
+    dec, _ = frozen_decoder(loaded)
+    return torch.cat([torch.sigmoid(dec(codes[i:i + batch_size]).float())
+                      for i in range(0, n, batch_size)])
+
+
 def train_decoder(loaded, epochs: int = 200, lr: float = 1e-4, batch_size: int = 128,
                   patience: int = 10, val_fraction: float = 0.1, seed: int = 0,
                   progress: bool = True) -> dict:

@@ -28,6 +28,9 @@ class EvalConfig:
     probe_batch_size: int = 128
     mlp_probe: bool = True  # also an MLP probe with one hidden ReLU layer of width d
     gmm_n_init: int = 20  # GMM restarts (paper 200, authors' code 20); 0 skips clustering
+    # FID features: "classifier" (offline, not Inception), "inception:PATH" or "none"
+    fid_features: str = "classifier"
+    fid_samples: int = 5000
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -41,6 +44,12 @@ class EvalConfig:
             raise UserError("probe epochs, batch size and lr must be positive")
         if self.gmm_n_init < 0:
             raise UserError(f"gmm n_init must be >= 0; got {self.gmm_n_init}")
+        if self.fid_features not in ("classifier", "none") and not \
+                self.fid_features.startswith("inception:"):
+            raise UserError(f"fid features must be 'classifier', 'inception:PATH' or 'none'; "
+                            f"got {self.fid_features!r}")
+        if self.fid_samples < 2:
+            raise UserError(f"fid samples must be >= 2; got {self.fid_samples}")
 
     def footer(self) -> str:
         return (f"Protocol: frozen encoder means, no augmentation; kNN {self.knn_metric} "
@@ -51,7 +60,13 @@ class EvalConfig:
                 f"{self.probe_batch_size}, standardised features"
                 + (f"; GMM full covariance, one component per class, n_init {self.gmm_n_init}, "
                    "fitted on train, scored on test (Hungarian-matched accuracy, NMI, ARI)."
-                   if self.gmm_n_init else "."))
+                   if self.gmm_n_init else ".")
+                + ("" if self.fid_features == "none" else
+                   f" FID: {self.fid_samples} decoded samples (z from a Gaussian fitted to the "
+                   f"training means) vs as many test images, features: "
+                   + ("an MLP classifier trained by probssl — NOT comparable to published "
+                      "(Inception) FIDs." if self.fid_features == "classifier"
+                      else f"Inception-v3 ({self.fid_features.split(':', 1)[1]}).")))
 
 
 def evaluate_embeddings(z_train, y_train, z_test, y_test, cfg: EvalConfig) -> dict:
@@ -91,6 +106,47 @@ def evaluate_run(loaded, cfg: EvalConfig, device: str = "cpu") -> dict:
     result.update({"run": str(Path(loaded.run_dir)), "method": tc.method,
                    "dataset": tc.dataset, "seed": tc.seed, "epoch": loaded.epoch})
     return result
+
+
+def extra_evaluations(loaded, cfg: EvalConfig) -> dict:
+    """What only some runs or datasets allow: reconstruction MSE and FID (runs with a decoder,
+    their own or one from ``probssl train-decoder``), per-factor probes (data recording its
+    generative factors, e.g. ``shapes``) and attribute probes (data with attributes, CelebA)."""
+    from probssl.evaluate.generate import DECODER_FILE, reconstruction_mse
+
+    out: dict = {}
+    data = loaded.resolved.data
+    has_decoder = (getattr(loaded.method, "decoder", None) is not None
+                   or (Path(loaded.run_dir) / DECODER_FILE).is_file())
+    if has_decoder:
+        out["mse"] = reconstruction_mse(loaded)
+        if cfg.fid_features != "none" and data.y_train is not None:
+            from probssl.data.augment import preprocess
+            from probssl.evaluate.fid import fid_of_run, load_feature_extractor
+
+            extractor = load_feature_extractor(
+                cfg.fid_features, preprocess(data.x_train, loaded.resolved.augment),
+                data.y_train, key=(data.name, loaded.resolved.train.augmentation), seed=cfg.seed)
+            out["fid"] = fid_of_run(loaded, extractor, cfg.fid_samples, cfg.seed)
+    needs_z = bool(data.factor_names and data.factors) or bool(data.attributes)
+    if needs_z:
+        z_tr, _ = run_embeddings(loaded, "train")
+        z_te, _ = run_embeddings(loaded, "test")
+    if data.factor_names and data.factors:
+        from probssl.evaluate.factors import factor_scores
+
+        discrete = tuple(n for n in data.factor_names if n == "colour")
+        out["factors"] = factor_scores(z_tr, data.factors["train"].numpy(), z_te,
+                                       data.factors["test"].numpy(), data.factor_names,
+                                       discrete, epochs=cfg.probe_epochs, seed=cfg.seed)
+    if data.attributes:
+        from probssl.evaluate.attributes import attribute_scores
+
+        out["attributes"] = attribute_scores(
+            z_tr, data.attributes["train"].numpy(), z_te, data.attributes["test"].numpy(),
+            list(data.attribute_names), epochs=cfg.probe_epochs, lr=cfg.probe_lr,
+            batch_size=cfg.probe_batch_size, seed=cfg.seed)
+    return out
 
 
 @torch.no_grad()

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from probssl.config import TrainConfig, build_dataclass, field_names, parse_scalar
 from probssl.errors import UserError
 from probssl.evaluate import EvalConfig
+from probssl.evaluate.protocol import extra_evaluations
 from probssl.experiments.compare import _evaluate, _trained, command_line, machine_line
 from probssl.methods import get_method_spec, is_trainable
 from probssl.train import train
@@ -138,23 +139,15 @@ def _cell_result(run_dir: Path, cell: Cell, cfg: TrainConfig, eval_cfg: EvalConf
         res["mlp_probe"] = ev["mlp_probe"]["test_accuracy"]
     if "gmm" in ev:
         res.update(gmm_accuracy=ev["gmm"]["accuracy"], nmi=ev["gmm"]["nmi"], ari=ev["gmm"]["ari"])
-    if getattr(loaded.method, "decoder", None) is not None:
-        from probssl.evaluate.generate import reconstruction_mse
-
-        res["mse"] = reconstruction_mse(loaded)
-    data = loaded.resolved.data
-    if data.factor_names and data.factors:
-        from probssl.evaluate.embed import run_embeddings
-        from probssl.evaluate.factors import factor_scores
-
-        z_tr, _ = run_embeddings(loaded, "train")
-        z_te, _ = run_embeddings(loaded, "test")
-        discrete = tuple(n for n in data.factor_names if n == "colour")
-        res["factors"] = factor_scores(z_tr, data.factors["train"].numpy(), z_te,
-                                       data.factors["test"].numpy(), data.factor_names,
-                                       discrete, epochs=eval_cfg.probe_epochs,
-                                       seed=eval_cfg.seed)
-        res["content"] = res["linear_probe"]
+    extra = extra_evaluations(loaded, eval_cfg)
+    if "mse" in extra:
+        res["mse"] = extra["mse"]
+    if "fid" in extra:
+        res["fid"], res["fid_features"] = extra["fid"]["value"], extra["fid"]["features"]
+    if "factors" in extra:
+        res["factors"], res["content"] = extra["factors"], res["linear_probe"]
+    if "attributes" in extra:
+        res["attributes"] = extra["attributes"]
     res["train_seconds"] = sum(r.get("seconds", 0.0) for r in read_metrics(run_dir))
     return res
 

@@ -1,9 +1,10 @@
 """``probssl report GRID``: markdown tables in the SimVAE paper's layout from a bench grid.
 
 Table 1 (MLP probe / kNN), Table 5 (linear probe / GMM accuracy), Table 6 (NMI / ARI),
-Table 7 (reconstruction MSE; FID is not computed by bench), the content/style table for data
-with recorded factors, and — for a swept grid — accuracy against the swept value (the
-paper's Fig. 6-8 are such grids). Mean ± s.e. over seeds; only finished cells are read.
+Table 7 (reconstruction MSE / FID), the content/style table for data with recorded factors,
+the attribute table and bar figure (Fig. 4-5) for data with attributes (CelebA), and — for a
+swept grid — accuracy against the swept value (the paper's Fig. 6-8 are such grids).
+Mean ± s.e. over seeds; only finished cells are read.
 """
 
 from __future__ import annotations
@@ -72,15 +73,19 @@ def write_report(grid_dir: Path, out: Path) -> Path:
                                  f"{_fmt([r[b] for r in rs if b in r], scale)}")
                 lines.append(f"| {m} | " + " | ".join(cells) + " |")
             lines.append("")
-        lines += [f"## Table 7: reconstruction MSE per pixel (×1000){suffix}", "",
+        lines += [f"## Table 7: reconstruction MSE per pixel (×1000) / FID{suffix}", "",
                   "| method | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]
         for m in methods:
-            cells = [_fmt([r["mse"] for r in by.get((m, d, sv), []) if "mse" in r], 1000)
+            cells = [f"{_fmt([r['mse'] for r in by.get((m, d, sv), []) if 'mse' in r], 1000)}"
+                     f" / {_fmt([r['fid'] for r in by.get((m, d, sv), []) if 'fid' in r], 1)}"
                      for d in datasets]
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
-        lines += ["", "MSE only for methods with a decoder (discriminative encoders need "
-                  "`probssl train-decoder`); FID is not computed by bench.", ""]
+        features = sorted({r["fid_features"] for r in results if "fid_features" in r})
+        lines += ["", "MSE and FID only for runs with a decoder (discriminative encoders need "
+                  "`probssl train-decoder` first). FID features: "
+                  + ("; ".join(features) if features else "none computed") + ".", ""]
         lines += _style_table(methods, datasets, by, sv, suffix)
+        lines += _attribute_table(methods, datasets, by, sv, suffix)
     if sweep is not None:
         lines += _sweep_table(sweep, methods, datasets, by)
     proto = grid["protocol"]
@@ -95,7 +100,73 @@ def write_report(grid_dir: Path, out: Path) -> Path:
     out.write_text("\n".join(lines))
     if sweep is not None:
         _sweep_figure(sweep, methods, datasets, by, out.with_suffix(".png"))
+    if any("attributes" in r for r in results):
+        _attribute_figure(methods, datasets, by, out.with_name(out.stem + "-attributes.png"))
     return out
+
+
+def _attribute_table(methods, datasets, by, sv, suffix) -> list[str]:
+    """Fig. 5 as a table: one row per attribute, one column per method (accuracy ×100)."""
+    lines: list[str] = []
+    for d in datasets:
+        rs_any = [r for m in methods for r in by.get((m, d, sv), []) if "attributes" in r]
+        if not rs_any:
+            continue
+        names = list(rs_any[0]["attributes"]["attributes"])
+        probe = rs_any[0]["attributes"]["probe"]
+        lines += [f"## Attributes on {d}{suffix} ({probe} probe accuracy, ×100; paper Fig. 4-5)",
+                  "", "| attribute | majority | " + " | ".join(methods) + " |",
+                  "|---|---|" + "---|" * len(methods)]
+
+        def row(label, get, majority="", d=d):
+            cells = []
+            for m in methods:
+                rs = [r for r in by.get((m, d, sv), []) if "attributes" in r]
+                cells.append(_fmt([v for r in rs if (v := get(r["attributes"])) is not None],
+                                  100))
+            return f"| {label} | {majority} | " + " | ".join(cells) + " |"
+
+        for n in names:
+            maj = rs_any[0]["attributes"]["majority"][n]
+            lines.append(row(n, lambda a, n=n: a["attributes"].get(n), f"{100 * maj:.1f}"))
+        lines.append(row(f"**mean of {len(names)}**", lambda a: sum(a["attributes"].values())
+                         / len(a["attributes"])))
+        lines.append(row("**hair colour (5 classes)**", lambda a: a.get("hair_colour")))
+        lines += ["", "Hair colour: bald / black / blond / brown / gray from the one-hot hair "
+                  "attributes; images with none or several set are dropped (as in the paper). "
+                  "The 20 attributes are our choice (the paper does not list them).", ""]
+    return lines
+
+
+def _attribute_figure(methods, datasets, by, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for d in datasets:
+        rs_any = [r for m in methods for r in by.get((m, d, None), []) if "attributes" in r]
+        if not rs_any:
+            continue
+        names = list(rs_any[0]["attributes"]["attributes"]) + ["hair colour"]
+        fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(names) * len(methods) / 3), 4))
+        width = 0.8 / len(methods)
+        for i, m in enumerate(methods):
+            rs = [r["attributes"] for r in by.get((m, d, None), []) if "attributes" in r]
+            if not rs:
+                continue
+            vals = [mean_se([100 * a["attributes"][n] for a in rs])[0] for n in names[:-1]]
+            vals.append(mean_se([100 * a["hair_colour"] for a in rs if "hair_colour" in a])[0]
+                        if any("hair_colour" in a for a in rs) else 0.0)
+            ax.bar([j + i * width for j in range(len(names))], vals, width, label=m)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(names))], names, rotation=70,
+                      fontsize=7)
+        ax.set_ylabel("probe accuracy (%)"), ax.set_title(f"attributes on {d}")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return
 
 
 def _style_table(methods, datasets, by, sv, suffix) -> list[str]:

@@ -1,11 +1,17 @@
 """Checkpoints written atomically (temp file + fsync + rename), the last K kept.
 
-A checkpoint that fails to load (truncated, corrupt) is reported by name and skipped in
-favour of the previous one, so a crash while writing never costs more than one epoch.
+``epoch-0003.pt`` holds the state after 3 complete epochs; ``epoch-0003-step-000050.pt`` the
+state 50 steps into the 4th (periodic ``checkpoint_every`` saves and Ctrl-C). Beside each a
+``.sha256`` file records the digest of the bytes written. A checkpoint that fails to load
+(truncated, corrupt, digest mismatch) is reported by name and skipped in favour of the
+previous one. A write that fails (e.g. a full disk) leaves the previous checkpoints intact and
+no partial file behind.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import re
 import sys
@@ -16,34 +22,61 @@ import torch
 
 from probssl.errors import IntegrityError
 
-PATTERN = re.compile(r"^epoch-(\d+)\.pt$")
+PATTERN = re.compile(r"^epoch-(\d+)(?:-step-(\d+))?\.pt$")
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
     return Path(run_dir) / "checkpoints"
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
-        with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        os.fsync(dir_fd)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        os.close(dir_fd)
+
+
+def atomic_save(obj: Any, path: Path) -> str:
+    """Serialise ``obj`` to ``path`` atomically; returns the sha256 of the bytes written.
+
+    Also writes ``path.sha256``. On any failure (full disk, ...) the temp files are removed
+    and whatever was at ``path`` before is untouched.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    data = buf.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp_sum = path.with_name(f".{path.name}.sha256.tmp-{os.getpid()}")
+    try:
+        _write_synced(tmp, data)
+        _write_synced(tmp_sum, f"{digest}  {path.name}\n".encode())
+        os.replace(tmp_sum, _sidecar(path))
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        for t in (tmp, tmp_sum):
+            if t.exists():
+                t.unlink()
+    return digest
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
 
 
 def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
-    """(epoch, path) of every checkpoint in the run, oldest first."""
+    """(completed epochs, path) of every checkpoint in the run, oldest first (a mid-epoch
+    checkpoint sorts after its epoch's start and before the epoch's end)."""
     folder = checkpoint_dir(run_dir)
     if not folder.is_dir():
         return []
@@ -51,19 +84,32 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     for p in folder.iterdir():
         m = PATTERN.match(p.name)
         if m:
-            found.append((int(m.group(1)), p))
-    return sorted(found)
+            found.append((int(m.group(1)), int(m.group(2) or 0), p))
+    return [(e, p) for e, _, p in sorted(found)]
 
 
-def save_checkpoint(state: dict[str, Any], run_dir: Path, epoch: int, keep: int) -> Path:
-    path = checkpoint_dir(run_dir) / f"epoch-{epoch:04d}.pt"
+def checkpoint_name(epoch: int, step: int = 0) -> str:
+    return f"epoch-{epoch:04d}.pt" if step == 0 else f"epoch-{epoch:04d}-step-{step:06d}.pt"
+
+
+def save_checkpoint(state: dict[str, Any], run_dir: Path, epoch: int, keep: int,
+                    step: int = 0) -> Path:
+    path = checkpoint_dir(run_dir) / checkpoint_name(epoch, step)
     atomic_save(state, path)
     for _, old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
+        _sidecar(old).unlink(missing_ok=True)
     return path
 
 
 def load_checkpoint_file(path: Path) -> dict[str, Any]:
+    side = _sidecar(path)
+    if side.is_file():
+        want = side.read_text().split()[0] if side.read_text().strip() else ""
+        got = hashlib.sha256(path.read_bytes()).hexdigest()
+        if want != got:
+            raise IntegrityError(f"{path}: sha256 {got[:12]}… does not match the recorded "
+                                 f"{want[:12]}… (damaged file)")
     try:
         # Our own files: they hold RNG states (numpy arrays, tuples), not only tensors.
         state = torch.load(path, map_location="cpu", weights_only=False)

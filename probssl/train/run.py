@@ -27,7 +27,7 @@ import torch
 import probssl
 from probssl.config import TrainConfig, build_dataclass
 from probssl.data import DATASETS, ImageDataset, get_preset, load_dataset
-from probssl.data.augment import AugmentConfig
+from probssl.data.augment import AugmentConfig, with_strength
 from probssl.errors import UserError
 from probssl.methods import MethodConfig, make_method_config
 
@@ -65,7 +65,8 @@ def resolve(train: TrainConfig, data: ImageDataset | None = None) -> ResolvedRun
     if train.augmentation is None:
         train.augmentation = data.augmentation
     train.params = asdict(method_cfg)
-    return ResolvedRun(train, method_cfg, data, get_preset(train.augmentation))
+    return ResolvedRun(train, method_cfg, data,
+                       with_strength(get_preset(train.augmentation), train.aug_strength))
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

@@ -12,10 +12,13 @@ every RNG state is checkpointed, so a resumed run continues exactly where it sto
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +31,12 @@ from tqdm.auto import tqdm
 
 from probssl.config import TrainConfig
 from probssl.data import augment, preprocess
-from probssl.errors import TrainingDiverged, UserError
+from probssl.errors import (
+    CheckpointWriteFailed,
+    TrainingDiverged,
+    TrainingInterrupted,
+    UserError,
+)
 from probssl.methods import Method, build_method
 from probssl.train import checkpoint as ckpt
 from probssl.train.distributed import (
@@ -50,7 +58,44 @@ from probssl.train.run import (
 )
 
 # Keys that may differ between the original run and a resumed one.
-RESUMABLE_CHANGES = {"epochs", "device", "download", "data_dir", "amp", "tensorboard"}
+RESUMABLE_CHANGES = {"epochs", "device", "download", "data_dir", "amp", "tensorboard",
+                     "checkpoint_every", "keep_checkpoints"}
+
+
+def _diverged(run_dir: Path, epoch: int, step: int, loss: torch.Tensor) -> None:
+    last = ckpt.list_checkpoints(run_dir)
+    kept = f"checkpoint of epoch {last[-1][0]} ({last[-1][1].name})" if last else \
+        "no checkpoint"
+    raise TrainingDiverged(
+        f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}; stopped, the last "
+        f"good {kept} is kept in {run_dir}")
+
+
+class _StopRequest:
+    """Ctrl-C / SIGTERM asks the loop to checkpoint at the next step and stop; a second
+    Ctrl-C interrupts at once. Only installed in the main thread."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\nprobssl: {signal.Signals(signum).name} received: writing a checkpoint "
+              "at the next step (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
 
 
 def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
@@ -184,9 +229,11 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
                         f"{n_train // dist_info.world_size} training images per process")
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + dist_info.rank)
     params = [p for p in method.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps,
-                           weight_decay=cfg.weight_decay) if method.trainable else None
-    start_epoch, history = 0, []
+    # fused Adam: one kernel for all parameters (8x faster than the per-tensor loop on CPU
+    # for the MLP preset, measured by `probssl bench throughput`)
+    opt = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay,
+                           fused=device.type in ("cpu", "cuda")) if method.trainable else None
+    start_epoch, start_step, history, partial = 0, 0, [], None
     if resume:
         state = ckpt.load_latest(run_dir)
         if state is not None:
@@ -201,6 +248,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
                 aug_gen.manual_seed(cfg.seed * 7919 + dist_info.rank + int(state["epoch"]))
             start_epoch = int(state["epoch"])
             history = state.get("history", [])
+            if state.get("step") and len(rng) == dist_info.world_size:
+                # a mid-epoch checkpoint: continue at the same position of the same order
+                start_step, partial = int(state["step"]), state.get("partial")
     if dist_info.is_main:
         write_run_files(run_dir, resolved, {"device": str(device),
                                             "world_size": dist_info.world_size})
@@ -208,22 +258,30 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
             (run_dir / METRICS_FILE).unlink(missing_ok=True)
     barrier(dist_info)
 
-    def save(epoch: int) -> None:
+    def save(epoch: int, step: int = 0, partial_state: dict | None = None) -> None:
         # Every rank's RNG states are kept (collective call), so each rank resumes its own
         # augmentation and sampling streams.
         rng = gather_objects(_rng_state(aug_gen), dist_info)
         if dist_info.is_main:
             state = {"model": method.state_dict(),
                      "optimizer": opt.state_dict() if opt is not None else None,
-                     "epoch": epoch, "rng": rng, "history": history,
-                     "config": resolved.config_dict()}
-            ckpt.save_checkpoint(state, run_dir, epoch, cfg.keep_checkpoints)
+                     "epoch": epoch, "step": step, "partial": partial_state, "rng": rng,
+                     "history": history, "config": resolved.config_dict()}
+            try:
+                ckpt.save_checkpoint(state, run_dir, epoch, cfg.keep_checkpoints, step)
+            except OSError as exc:
+                last = ckpt.list_checkpoints(run_dir)
+                kept = last[-1][1].name if last else "none"
+                raise CheckpointWriteFailed(
+                    f"could not write a checkpoint in {run_dir} ({exc.strerror or exc}); the "
+                    f"previous checkpoint ({kept}) is intact — free space and --resume"
+                ) from None
 
     if not method.trainable:
         if not ckpt.list_checkpoints(run_dir):
             save(0)
         return TrainResult(run_dir, 0, history, method)
-    if start_epoch == 0 and not ckpt.list_checkpoints(run_dir):
+    if start_epoch == 0 and start_step == 0 and not ckpt.list_checkpoints(run_dir):
         save(0)  # the initial weights: a baseline and a fallback
 
     model: torch.nn.Module = method
@@ -233,58 +291,91 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
     use_amp = cfg.amp and device.type == "cuda"
     tb = _TensorBoard(run_dir, cfg.tensorboard and dist_info.is_main)
     show = progress and dist_info.is_main
-    for epoch in range(start_epoch, cfg.epochs):
-        method.train()
-        order = epoch_order(n_train, cfg.seed, epoch, dist_info).to(device)
-        n_batches = math.ceil(len(order) / cfg.batch_size)
-        sums: dict[str, float] = {}
-        n_views_seen, t0 = 0, time.perf_counter()
-        bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=(not show) or None, unit="step")
-        for step in bar:
-            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            if cfg.views == "next-frame":
-                frames = idx.unsqueeze(1) + torch.arange(method.n_views, device=device)
-                views = preprocess(x_all[frames.flatten()], resolved.augment).unflatten(
-                    0, frames.shape)
-            else:
-                views = augment(x_all[idx], method.n_views, resolved.augment, aug_gen)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss, metrics = model(views)
-            if any_true(~torch.isfinite(loss.detach()), dist_info):
-                last = ckpt.list_checkpoints(run_dir)
-                kept = f"checkpoint of epoch {last[-1][0]}" if last else "no checkpoint"
-                raise TrainingDiverged(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
-                    f"stopped, the last good {kept} is kept in {run_dir}"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            method.after_step()
-            n_views_seen += views.shape[0] * views.shape[1]
-            sums["loss"] = sums.get("loss", 0.0) + loss.item()
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            if show:
-                rate = n_views_seen / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix(loss=f"{loss.item():.4g}", views_s=f"{rate:.0f}")
-        bar.close()
-        seconds = time.perf_counter() - t0
-        row_metrics = all_reduce_mean({k: v / n_batches for k, v in sums.items()}, dist_info,
-                                      device)
-        row = {"epoch": epoch + 1, **row_metrics, "seconds": round(seconds, 4),
-               "views_per_s": round(n_views_seen * dist_info.world_size / seconds, 1)}
-        history.append(row)
-        if dist_info.is_main:
-            with open(run_dir / METRICS_FILE, "a") as fh:
-                fh.write(json.dumps(row) + "\n")
-            tb.log(row)
-            if verbose:
-                shown = " ".join(f"{k} {v:.4g}" for k, v in row_metrics.items())
-                msg = (f"epoch {epoch + 1}/{cfg.epochs} {shown} ({seconds:.1f} s, "
-                       f"{row['views_per_s']:.0f} views/s)")
-                tqdm.write(msg, file=sys.stderr)
-        save(epoch + 1)
+    # The host reads the loss (a device sync) only every `sync_every` steps on GPUs; on CPU
+    # there is nothing to overlap, so every step (the NaN guard then stops at once).
+    sync_every = 1 if device.type == "cpu" else 16
+    stop = _StopRequest()
+    with stop.installed():
+        for epoch in range(start_epoch, cfg.epochs):
+            method.train()
+            order = epoch_order(n_train, cfg.seed, epoch, dist_info).to(device)
+            n_batches = math.ceil(len(order) / cfg.batch_size)
+            first = start_step if epoch == start_epoch else 0
+            sums: dict[str, torch.Tensor] = {}
+            n_views_seen, elapsed = 0, 0.0
+            if first and partial:
+                sums = {k: torch.tensor(v, dtype=torch.float64, device=device)
+                        for k, v in partial["sums"].items()}
+                n_views_seen, elapsed = partial["n_views_seen"], partial["seconds"]
+            bad_step = torch.full((), -1, dtype=torch.int64, device=device)
+            t0 = time.perf_counter()
+            bar = tqdm(range(first, n_batches), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                       leave=False, disable=(not show) or None, unit="step",
+                       initial=first, total=n_batches)
+            for step in bar:
+                idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                if cfg.views == "next-frame":
+                    frames = idx.unsqueeze(1) + torch.arange(method.n_views, device=device)
+                    views = preprocess(x_all[frames.flatten()], resolved.augment).unflatten(
+                        0, frames.shape)
+                else:
+                    views = augment(x_all[idx], method.n_views, resolved.augment, aug_gen)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    loss, metrics = model(views)
+                loss_d = loss.detach()
+                bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss_d),
+                                       torch.tensor(step, device=device), bad_step)
+                done = step + 1
+                at_sync = done % sync_every == 0 or done == n_batches
+                if at_sync and any_true(bad_step >= 0, dist_info):
+                    _diverged(run_dir, epoch, int(bad_step), loss_d)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                method.after_step()
+                n_views_seen += views.shape[0] * views.shape[1]
+                for k, v in (("loss", loss_d), *metrics.items()):
+                    v = v.detach().double() if torch.is_tensor(v) else torch.tensor(
+                        float(v), dtype=torch.float64, device=device)
+                    sums[k] = sums[k] + v if k in sums else v
+                if show and at_sync:
+                    rate = n_views_seen / max(elapsed + time.perf_counter() - t0, 1e-9)
+                    bar.set_postfix(loss=f"{float(loss_d):.4g}", views_s=f"{rate:.0f}")
+                periodic = cfg.checkpoint_every and done % cfg.checkpoint_every == 0
+                interrupted = at_sync and any_true(
+                    torch.tensor(stop.requested, device=device), dist_info)
+                if done < n_batches and (periodic or interrupted):
+                    if sync_every > 1 and any_true(bad_step >= 0, dist_info):
+                        _diverged(run_dir, epoch, int(bad_step), loss_d)
+                    part = {"sums": {k: float(v) for k, v in sums.items()},
+                            "n_views_seen": n_views_seen,
+                            "seconds": elapsed + time.perf_counter() - t0}
+                    save(epoch, done, part)
+                    if interrupted:
+                        bar.close()
+                        raise TrainingInterrupted(
+                            f"checkpoint written at epoch {epoch + 1}, step {done} of "
+                            f"{n_batches} in {run_dir}; continue exactly with --resume")
+            bar.close()
+            seconds = elapsed + time.perf_counter() - t0
+            n_done = n_batches
+            row_metrics = all_reduce_mean({k: float(v) / n_done for k, v in sums.items()},
+                                          dist_info, device)
+            row = {"epoch": epoch + 1, **row_metrics, "seconds": round(seconds, 4),
+                   "views_per_s": round(n_views_seen * dist_info.world_size / seconds, 1)}
+            history.append(row)
+            if dist_info.is_main:
+                with open(run_dir / METRICS_FILE, "a") as fh:
+                    fh.write(json.dumps(row) + "\n")
+                tb.log(row)
+                if verbose:
+                    shown = " ".join(f"{k} {v:.4g}" for k, v in row_metrics.items())
+                    msg = (f"epoch {epoch + 1}/{cfg.epochs} {shown} ({seconds:.1f} s, "
+                           f"{row['views_per_s']:.0f} views/s)")
+                    tqdm.write(msg, file=sys.stderr)
+            save(epoch + 1)
+            if any_true(torch.tensor(stop.requested, device=device), dist_info):
+                raise TrainingInterrupted(f"stopped after epoch {epoch + 1} (checkpoint "
+                                          f"written in {run_dir}); continue with --resume")
     barrier(dist_info)
     return TrainResult(run_dir, cfg.epochs, history, method)

@@ -64,3 +64,40 @@ def test_bench_bad_input(args, msg, tmp_path, capsys):
 def test_report_of_a_non_grid_is_a_user_error(tmp_path, capsys):
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r.md")]) == 2
     assert "not a bench grid" in capsys.readouterr().err
+
+
+def _celeba_folder(root, n=24):
+    """A CelebA folder in the official layout with the real attribute header."""
+    import numpy as np
+    from PIL import Image
+
+    from probssl.data.celeba import ATTRIBUTE_NAMES
+
+    (root / "img_align_celeba").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows, parts = [], []
+    for i in range(n):
+        f = f"{i + 1:06d}.jpg"
+        Image.fromarray(rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)).save(
+            root / "img_align_celeba" / f)
+        values = rng.choice(["1", "-1"], size=len(ATTRIBUTE_NAMES))
+        rows.append(f"{f} " + " ".join(values))
+        parts.append(f"{f} {0 if i < 16 else 2}")
+    (root / "list_attr_celeba.txt").write_text(
+        f"{n}\n" + " ".join(ATTRIBUTE_NAMES) + "\n" + "\n".join(rows) + "\n")
+    (root / "list_eval_partition.txt").write_text("\n".join(parts) + "\n")
+
+
+def test_celeba_grid_reports_attributes_hair_colour_and_fid(tmp_path):
+    _celeba_folder(tmp_path / "celeba")
+    plan = plan_grid(["vae"], ["celeba"], [0], preset="quick", epochs=1,
+                     train_overrides={"device": "cpu", "batch_size": 8,
+                                      "data_dir": str(tmp_path / "celeba")})
+    ev = EvalConfig(probe_epochs=2, gmm_n_init=1, k_max=3, fid_samples=8)
+    (res,) = run_grid(plan, tmp_path / "grid", ev, progress=False, log=lambda *_: None)
+    assert len(res["attributes"]["attributes"]) == 20 and "fid" in res
+    out = write_report(tmp_path / "grid", tmp_path / "report.md")
+    text = out.read_text()
+    assert "Attributes on celeba" in text and "hair colour (5 classes)" in text
+    assert "MSE per pixel (×1000) / FID" in text and "not comparable" in text
+    assert (tmp_path / "report-attributes.png").stat().st_size > 0

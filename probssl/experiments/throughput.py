@@ -1,0 +1,230 @@
+"""``probssl bench throughput``: measured ratios against measured limits, in one process run.
+
+Absolute times on shared machines are noisy; ratios taken side by side are not (as much). So
+every figure here is paired with its reference, measured in the same run:
+
+* **roofline**: the machine's dense fp32 matmul rate (sgemm) at sizes like the MLP preset's
+  layers; the best of them is the peak used for model FLOP utilisation (MFU).
+* **training** (simvae, vae, simclr, vicreg; MLP preset, MNIST-sized images, 128 images × J
+  views): the step alone (views pre-augmented) and end-to-end (batched augmentation
+  included), in views/s and as MFU = model FLOPs per step (counted by
+  ``torch.utils.flop_counter`` on a real forward + backward) / step time / peak.
+* **augmentation**: views/s of the batched pipeline and of the same ops applied image by
+  image in a Python loop (how PIL/torchvision pipelines in DataLoader workers work).
+* **evaluation**: kNN over 60,000 × 10,000 embeddings of dimension 64, and the linear and
+  MLP probes' 200 epochs on cached 60,000 × 64 embeddings.
+
+Inputs are synthetic tensors of the right shapes (speed does not depend on pixel values), so
+the benchmark needs no dataset.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from probssl.data.augment import augment, get_preset
+from probssl.methods import build_method, make_method_config
+
+METHODS = {"simvae": 10, "vae": 1, "simclr": 2, "vicreg": 2}  # method -> J
+IMAGE_SHAPE = (1, 28, 28)
+
+
+def timeit(fn: Callable[[], Any], min_seconds: float, min_calls: int = 3,
+           warmup: int = 2) -> float:
+    """Seconds per call: ``warmup`` untimed calls, then calls until ``min_seconds`` passed;
+    the median over 3 such rounds (robust to a neighbour's burst on a shared machine)."""
+    for _ in range(warmup):
+        fn()
+    rounds = []
+    for _ in range(3):
+        calls, t0 = 0, time.perf_counter()
+        while calls < min_calls or time.perf_counter() - t0 < min_seconds / 3:
+            fn()
+            calls += 1
+        rounds.append((time.perf_counter() - t0) / calls)
+    return sorted(rounds)[1]
+
+
+def sgemm_peak(min_seconds: float) -> dict:
+    """GFLOP/s of fp32 matmuls shaped like the MLP preset's layers (M = 128 × J rows)."""
+    sizes = [(1280, 784, 1024), (1280, 1024, 1024), (2560, 1024, 1024), (2048, 2048, 2048)]
+    rates = {}
+    for m, k, n in sizes:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        out = torch.empty(m, n)
+        s = timeit(lambda a=a, b=b, out=out: torch.mm(a, b, out=out), min_seconds / len(sizes))
+        rates[f"{m}x{k}x{n}"] = 2 * m * k * n / s / 1e9
+    return {"gflops_by_shape": rates, "peak_gflops": max(rates.values()),
+            "threads": torch.get_num_threads()}
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+@dataclass
+class MethodThroughput:
+    method: str
+    n_views: int
+    batch: int
+    step_seconds: float
+    end_to_end_seconds: float
+    flops_per_step: int
+    peak_gflops: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def views(self) -> int:
+        return self.batch * self.n_views
+
+    def row(self) -> dict:
+        step_rate = self.flops_per_step / self.step_seconds / 1e9
+        e2e_rate = self.flops_per_step / self.end_to_end_seconds / 1e9
+        return {"method": self.method, "J": self.n_views, "batch": self.batch,
+                "views_per_s": self.views / self.end_to_end_seconds,
+                "views_per_s_step": self.views / self.step_seconds,
+                "gflop_per_step": self.flops_per_step / 1e9,
+                "gflops_step": step_rate, "gflops_end_to_end": e2e_rate,
+                "mfu_step": step_rate / self.peak_gflops,
+                "mfu_end_to_end": e2e_rate / self.peak_gflops}
+
+
+def method_throughput(name: str, n_views: int, peak: float, batch: int = 128,
+                      min_seconds: float = 3.0, seed: int = 0) -> MethodThroughput:
+    torch.manual_seed(seed)
+    cfg = make_method_config(name, {"n_views": n_views}, arch="mlp", latent_dim=10)
+    method = build_method(name, cfg, IMAGE_SHAPE)
+    opt = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=1e-4,
+                           fused=True)
+    aug_cfg = get_preset("mnist")
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (batch, *IMAGE_SHAPE), dtype=torch.uint8, generator=gen)
+    views = augment(images, n_views, aug_cfg, gen)
+
+    def step(v: torch.Tensor) -> None:
+        loss, _ = method(v)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        method.after_step()
+
+    def forward_backward() -> None:
+        loss, _ = method(views)
+        loss.backward()
+
+    flops = count_flops(forward_backward)
+    opt.zero_grad(set_to_none=True)
+    step_s = timeit(lambda: step(views), min_seconds)
+    e2e_s = timeit(lambda: step(augment(images, n_views, aug_cfg, gen)), min_seconds)
+    return MethodThroughput(name, n_views, batch, step_s, e2e_s, flops, peak)
+
+
+def per_sample_augment(images: torch.Tensor, n_views: int, cfg, gen) -> torch.Tensor:
+    """The in-run reference: the same ops, one image and one view at a time."""
+    out = [augment(images[i:i + 1], 1, cfg, gen) for i in range(len(images))
+           for _ in range(n_views)]
+    return torch.cat(out)
+
+
+def augmentation_throughput(preset: str, shape: tuple[int, int, int], batch: int = 128,
+                            n_views: int = 10, min_seconds: float = 2.0) -> dict:
+    cfg = get_preset(preset)
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, generator=gen)
+    batched = timeit(lambda: augment(images, n_views, cfg, gen), min_seconds)
+    small = images[:16]  # the loop is slow; its rate per view does not depend on the batch
+    looped = timeit(lambda: per_sample_augment(small, n_views, cfg, gen), min_seconds,
+                    min_calls=1, warmup=1)
+    batched_rate = batch * n_views / batched
+    looped_rate = len(small) * n_views / looped
+    return {"preset": preset, "image_shape": list(shape), "batch": batch, "J": n_views,
+            "views_per_s_batched": batched_rate, "views_per_s_per_sample": looped_rate,
+            "augmentation_speedup": batched_rate / looped_rate}
+
+
+def evaluation_throughput(quick: bool) -> dict:
+    from probssl.evaluate.knn import knn_accuracy
+    from probssl.evaluate.probe import train_probe
+
+    g = torch.Generator().manual_seed(0)
+    n_train, n_test, d = 60_000, 10_000, 64
+    centres = torch.randn(10, d, generator=g) * 2
+    y_tr = torch.randint(0, 10, (n_train,), generator=g)
+    y_te = torch.randint(0, 10, (n_test,), generator=g)
+    z_tr = centres[y_tr] + torch.randn(n_train, d, generator=g)
+    z_te = centres[y_te] + torch.randn(n_test, d, generator=g)
+    t0 = time.perf_counter()
+    knn = knn_accuracy(z_tr, y_tr, z_te, y_te, range(1, 16))
+    knn_s = time.perf_counter() - t0
+    epochs = 10 if quick else 200
+    out = {"knn_seconds": knn_s, "knn_shape": [n_train, n_test, d], "knn_best": knn["best"],
+           "probe_epochs_run": epochs}
+    for name, hidden in (("linear", None), ("mlp", d)):
+        t0 = time.perf_counter()
+        train_probe(z_tr, y_tr, z_te, y_te, hidden=hidden, epochs=epochs)
+        s = time.perf_counter() - t0
+        # quick mode runs 10 epochs and scales to 200 (epochs cost the same)
+        out[f"{name}_probe_seconds_200_epochs"] = s * 200 / epochs
+    return out
+
+
+def run_throughput(quick: bool = False, methods: dict[str, int] | None = None,
+                   log: Callable[[str], None] = print) -> dict:
+    secs = 1.0 if quick else 4.0
+    log(f"[throughput] torch {torch.__version__}, {torch.get_num_threads()} threads")
+    peak = sgemm_peak(secs)
+    log(f"[throughput] sgemm peak {peak['peak_gflops']:.1f} GFLOP/s")
+    rows = []
+    for name, j in (methods or METHODS).items():
+        r = method_throughput(name, j, peak["peak_gflops"], min_seconds=secs).row()
+        log(f"[throughput] {name}: {r['views_per_s']:.0f} views/s end to end, MFU step "
+            f"{100 * r['mfu_step']:.0f} %, end to end {100 * r['mfu_end_to_end']:.0f} %")
+        rows.append(r)
+    aug = [augmentation_throughput("mnist", (1, 28, 28), min_seconds=secs),
+           augmentation_throughput("cifar10", (3, 32, 32), min_seconds=secs)]
+    for a in aug:
+        log(f"[throughput] augmentation {a['preset']}: {a['augmentation_speedup']:.0f}x the "
+            "per-sample loop")
+    ev = evaluation_throughput(quick)
+    log(f"[throughput] kNN 60k x 10k d=64: {ev['knn_seconds']:.2f} s")
+    return {"quick": quick, "roofline": peak, "methods": rows, "augmentation": aug,
+            "evaluation": ev}
+
+
+def format_table(result: dict) -> str:
+    peak = result["roofline"]["peak_gflops"]
+    lines = [f"Roofline: sgemm fp32 peak {peak:.1f} GFLOP/s "
+             f"({result['roofline']['threads']} threads; per shape: "
+             + ", ".join(f"{k} {v:.1f}" for k, v in result["roofline"]["gflops_by_shape"].items())
+             + ")", "",
+             "| method | J | views/s (end to end) | views/s (step) | GFLOP/step | MFU step | "
+             "MFU end to end |", "|---|---|---|---|---|---|---|"]
+    for r in result["methods"]:
+        lines.append(f"| {r['method']} | {r['J']} | {r['views_per_s']:.0f} | "
+                     f"{r['views_per_s_step']:.0f} | {r['gflop_per_step']:.2f} | "
+                     f"{100 * r['mfu_step']:.0f} % | {100 * r['mfu_end_to_end']:.0f} % |")
+    lines += ["", "| augmentation | views/s batched | views/s per-sample loop | speedup |",
+              "|---|---|---|---|"]
+    for a in result["augmentation"]:
+        lines.append(f"| {a['preset']} {'x'.join(map(str, a['image_shape']))} | "
+                     f"{a['views_per_s_batched']:.0f} | {a['views_per_s_per_sample']:.0f} | "
+                     f"{a['augmentation_speedup']:.1f}x |")
+    ev = result["evaluation"]
+    lines += ["", f"kNN (k = 1..15) over {ev['knn_shape'][0]:,} x {ev['knn_shape'][1]:,} "
+              f"embeddings, d = {ev['knn_shape'][2]}: {ev['knn_seconds']:.2f} s",
+              f"Linear probe, 200 epochs on 60,000 x 64: "
+              f"{ev['linear_probe_seconds_200_epochs']:.1f} s; MLP probe: "
+              f"{ev['mlp_probe_seconds_200_epochs']:.1f} s"
+              + (f" (measured over {ev['probe_epochs_run']} epochs, scaled to 200)"
+                 if ev["probe_epochs_run"] != 200 else "")]
+    return "\n".join(lines)
+
