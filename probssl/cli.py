@@ -76,6 +76,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="download the dataset first if it is not cached")
     p.add_argument("--no-amp", dest="amp", action="store_false", default=None,
                    help="disable bfloat16 autocast on CUDA")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the training forward (GPU; on CPU needs a C++ compiler)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -94,7 +96,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         text = getattr(args, flag)
         if text is not None:
             values[fld] = parse_scalar(text, tp, f"--{flag.replace('_', '-')}")
-    for fld in ("download", "amp"):
+    for fld in ("download", "amp", "compile"):
         if getattr(args, fld) is not None:
             values[fld] = getattr(args, fld)
     params = dict(values.pop("params", {}) or {})

@@ -59,6 +59,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # bfloat16 autocast, CUDA only
+    compile: bool = False  # torch.compile the training forward (a C++ compiler on CPU)
     keep_checkpoints: int = 2
     # also checkpoint every N steps inside an epoch (0: only at epoch ends); a killed run
     # then loses at most N steps

@@ -3,7 +3,9 @@
 Majority vote among the k nearest training embeddings, ties broken towards the smallest
 label (scikit-learn's ``KNeighborsClassifier`` rule). Distances: ``euclidean`` (the SimVAE
 paper's scikit-learn default) or ``cosine`` (solo-learn, lightly). All k in ``ks`` are scored
-from one top-k search, chunked over the test set so memory stays bounded.
+from one top-k search, chunked over the test set so memory stays bounded: distances come from
+one matrix product per chunk (60,000 × 10,000 at d = 64 in about a second on 2 cores,
+`probssl bench throughput`), candidates are refined in float64.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def _as_tensor(a, dtype=torch.float32) -> torch.Tensor:
 
 
 def knn_predict(z_train, y_train, z_test, ks: Sequence[int] = range(1, 16),
-                metric: str = "euclidean", chunk: int = 1024) -> dict[int, torch.Tensor]:
+                metric: str = "euclidean", chunk: int = 2048) -> dict[int, torch.Tensor]:
     """Predicted labels of the test points for every k: {k: (N_test,) int64}."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}; got {metric!r}")
@@ -38,14 +40,23 @@ def knn_predict(z_train, y_train, z_test, ks: Sequence[int] = range(1, 16),
     if metric == "cosine":
         ztr, zte = F.normalize(ztr, dim=1), F.normalize(zte, dim=1)
     preds: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
+    # Candidates from one fp32 matmul + top-k per chunk (no full sort); then exact float64
+    # distances of the candidates, sorted stably so equal distances keep training-set order
+    # (scikit-learn's result). A margin of 8 extra candidates absorbs fp32 round-off.
+    m = min(kmax + 8, len(ztr))
+    sq_tr = ztr.pow(2).sum(1)
     for start in range(0, len(zte), chunk):
         q = zte[start:start + chunk]
         if metric == "cosine":
-            dist = -(q @ ztr.T)
+            approx = -(q @ ztr.T)
         else:
-            dist = torch.cdist(q, ztr)
-        # stable sort so equal distances keep training-set order (deterministic)
-        order = torch.sort(dist, dim=1, stable=True).indices[:, :kmax]
+            approx = torch.addmm(sq_tr.unsqueeze(0), q, ztr.T, alpha=-2.0)  # |t|² − 2 q·t
+        cand = torch.topk(approx, m, dim=1, largest=False, sorted=False).indices
+        cand = cand.sort(dim=1).values  # index order, for the stable tie rule
+        diff = q.double().unsqueeze(1) - ztr.double()[cand] if metric == "euclidean" else None
+        exact = diff.pow(2).sum(-1) if diff is not None else \
+            -(q.double().unsqueeze(1) * ztr.double()[cand]).sum(-1)
+        order = cand.gather(1, torch.sort(exact, dim=1, stable=True).indices[:, :kmax])
         votes = F.one_hot(ytr[order], n_classes).cumsum(dim=1)  # (q, kmax, C)
         for k in ks:
             preds[k].append(votes[:, min(k, kmax) - 1].argmax(dim=1))

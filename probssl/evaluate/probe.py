@@ -1,7 +1,8 @@
 """Linear and MLP probes on frozen embeddings (SimVAE App. A.7.5: Adam 3e-4, 200 epochs,
 batch 128; the MLP probe has one hidden ReLU layer).
 
-Probes train on cached embeddings held in memory, so 200 epochs take seconds. Features are
+Probes train on cached embeddings held in memory: 200 epochs on 60,000 × 64 embeddings take
+about 30 s (linear) and 40 s (MLP) on 2 CPU cores (`probssl bench throughput`). Features are
 standardised with the training split's mean and standard deviation (a fixed affine map, so
 it does not change what a linear probe can express; it only makes Adam's 200 epochs
 converge for embeddings of any scale).
@@ -41,14 +42,16 @@ def train_probe(z_train, y_train, z_test, y_test, *, hidden: int | None = None,
     torch.random.set_rng_state(torch_state)
     probe = probe.to(device)
     ztr, ytr, zte, yte = ztr.to(device), ytr.to(device), zte.to(device), yte.to(device)
-    opt = torch.optim.Adam(probe.parameters(), lr=lr)
+    opt = torch.optim.Adam(probe.parameters(), lr=lr,
+                           fused=torch.device(device).type in ("cpu", "cuda"))
     loss_fn = nn.CrossEntropyLoss()
     n = len(ztr)
     for _ in range(epochs):
+        # one gather per epoch, then contiguous batches: per-step cost is the probe's own
         perm = torch.randperm(n, generator=g).to(device)
-        for start in range(0, n, batch_size):
-            idx = perm[start:start + batch_size]
-            loss = loss_fn(probe(ztr[idx]), ytr[idx])
+        for zb, yb in zip(ztr[perm].split(batch_size), ytr[perm].split(batch_size),
+                          strict=True):
+            loss = loss_fn(probe(zb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

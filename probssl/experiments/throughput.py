@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from probssl.data.augment import augment, get_preset
 from probssl.methods import build_method, make_method_config
@@ -63,6 +64,51 @@ def sgemm_peak(min_seconds: float) -> dict:
             "threads": torch.get_num_threads()}
 
 
+class _MatmulShapes(TorchDispatchMode):
+    """Records (m, k, n) of every matrix product a function runs (forward and backward)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[int, int, int]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten.mm.default:
+            a, b = args[0], args[1]
+            self.shapes.append((a.shape[0], a.shape[1], b.shape[1]))
+        elif func is torch.ops.aten.addmm.default:
+            a, b = args[1], args[2]
+            self.shapes.append((a.shape[0], a.shape[1], b.shape[1]))
+        return func(*args, **(kwargs or {}))
+
+
+def matmul_bound_seconds(fn: Callable[[], Any], min_seconds: float) -> float:
+    """Time the model's own matrix products would take alone: every (m, k, n) it runs,
+    timed as a plain sgemm. Step time / this = overhead beyond the matmuls."""
+    with _MatmulShapes() as rec:
+        fn()
+    total = 0.0
+    counts: dict[tuple[int, int, int], int] = {}
+    for sh in rec.shapes:
+        counts[sh] = counts.get(sh, 0) + 1
+    for (m, k, n), c in counts.items():
+        a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
+        total += c * timeit(lambda a=a, b=b, out=out: torch.mm(a, b, out=out),
+                            min_seconds / max(len(counts), 1), min_calls=5)
+    return total
+
+
+def profile_top_ops(fn: Callable[[], Any], rows: int = 8) -> str:
+    """torch.profiler's top operators by self CPU time over 5 calls of ``fn``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(5):
+            fn()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows,
+                                     max_name_column_width=40)
+
+
 def count_flops(fn: Callable[[], Any]) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -95,11 +141,15 @@ class MethodThroughput:
                 "gflop_per_step": self.flops_per_step / 1e9,
                 "gflops_step": step_rate, "gflops_end_to_end": e2e_rate,
                 "mfu_step": step_rate / self.peak_gflops,
-                "mfu_end_to_end": e2e_rate / self.peak_gflops}
+                "mfu_end_to_end": e2e_rate / self.peak_gflops,
+                # the step against its own matmuls timed alone at the same shapes
+                "matmul_fraction_step": self.extra["matmul_seconds"] / self.step_seconds,
+                **({"profile": self.extra["profile"]} if "profile" in self.extra else {})}
 
 
 def method_throughput(name: str, n_views: int, peak: float, batch: int = 128,
-                      min_seconds: float = 3.0, seed: int = 0) -> MethodThroughput:
+                      min_seconds: float = 3.0, seed: int = 0,
+                      profile: bool = False) -> MethodThroughput:
     torch.manual_seed(seed)
     cfg = make_method_config(name, {"n_views": n_views}, arch="mlp", latent_dim=10)
     method = build_method(name, cfg, IMAGE_SHAPE)
@@ -122,10 +172,14 @@ def method_throughput(name: str, n_views: int, peak: float, batch: int = 128,
         loss.backward()
 
     flops = count_flops(forward_backward)
+    mm_s = matmul_bound_seconds(forward_backward, min_seconds)
     opt.zero_grad(set_to_none=True)
     step_s = timeit(lambda: step(views), min_seconds)
     e2e_s = timeit(lambda: step(augment(images, n_views, aug_cfg, gen)), min_seconds)
-    return MethodThroughput(name, n_views, batch, step_s, e2e_s, flops, peak)
+    extra = {"matmul_seconds": mm_s}
+    if profile:
+        extra["profile"] = profile_top_ops(lambda: step(views))
+    return MethodThroughput(name, n_views, batch, step_s, e2e_s, flops, peak, extra)
 
 
 def per_sample_augment(images: torch.Tensor, n_views: int, cfg, gen) -> torch.Tensor:
@@ -185,7 +239,8 @@ def run_throughput(quick: bool = False, methods: dict[str, int] | None = None,
     log(f"[throughput] sgemm peak {peak['peak_gflops']:.1f} GFLOP/s")
     rows = []
     for name, j in (methods or METHODS).items():
-        r = method_throughput(name, j, peak["peak_gflops"], min_seconds=secs).row()
+        r = method_throughput(name, j, peak["peak_gflops"], min_seconds=secs,
+                              profile=not quick and name in ("simvae", "vae")).row()
         log(f"[throughput] {name}: {r['views_per_s']:.0f} views/s end to end, MFU step "
             f"{100 * r['mfu_step']:.0f} %, end to end {100 * r['mfu_end_to_end']:.0f} %")
         rows.append(r)
@@ -207,11 +262,12 @@ def format_table(result: dict) -> str:
              + ", ".join(f"{k} {v:.1f}" for k, v in result["roofline"]["gflops_by_shape"].items())
              + ")", "",
              "| method | J | views/s (end to end) | views/s (step) | GFLOP/step | MFU step | "
-             "MFU end to end |", "|---|---|---|---|---|---|---|"]
+             "MFU end to end | step vs its own matmuls |", "|---|---|---|---|---|---|---|---|"]
     for r in result["methods"]:
         lines.append(f"| {r['method']} | {r['J']} | {r['views_per_s']:.0f} | "
                      f"{r['views_per_s_step']:.0f} | {r['gflop_per_step']:.2f} | "
-                     f"{100 * r['mfu_step']:.0f} % | {100 * r['mfu_end_to_end']:.0f} % |")
+                     f"{100 * r['mfu_step']:.0f} % | {100 * r['mfu_end_to_end']:.0f} % | "
+                     f"{100 * r['matmul_fraction_step']:.0f} % |")
     lines += ["", "| augmentation | views/s batched | views/s per-sample loop | speedup |",
               "|---|---|---|---|"]
     for a in result["augmentation"]:
@@ -226,5 +282,9 @@ def format_table(result: dict) -> str:
               f"{ev['mlp_probe_seconds_200_epochs']:.1f} s"
               + (f" (measured over {ev['probe_epochs_run']} epochs, scaled to 200)"
                  if ev["probe_epochs_run"] != 200 else "")]
+    for r in result["methods"]:
+        if "profile" in r:
+            lines += ["", f"Top operators of one {r['method']} training step (torch.profiler, "
+                      "self CPU time, 5 steps):", "", "```", r["profile"].rstrip(), "```"]
     return "\n".join(lines)
 

@@ -33,7 +33,10 @@ def gaussian_entropy(logvar: torch.Tensor) -> torch.Tensor:
 def reparameterise(mean: torch.Tensor, logvar: torch.Tensor,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """z = mean + sigma * eps, eps ~ N(0, I)."""
-    eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    # randn_like without a generator: torch.compile traces it (an explicit generator=None
+    # argument breaks the graph); same default stream, same numbers
+    eps = torch.randn_like(mean) if generator is None else torch.randn(
+        mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
     return mean + torch.exp(0.5 * logvar) * eps
 
 

@@ -59,7 +59,7 @@ from probssl.train.run import (
 
 # Keys that may differ between the original run and a resumed one.
 RESUMABLE_CHANGES = {"epochs", "device", "download", "data_dir", "amp", "tensorboard",
-                     "checkpoint_every", "keep_checkpoints"}
+                     "checkpoint_every", "keep_checkpoints", "compile"}
 
 
 def _diverged(run_dir: Path, epoch: int, step: int, loss: torch.Tensor) -> None:
@@ -284,9 +284,18 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
     if start_epoch == 0 and start_step == 0 and not ckpt.list_checkpoints(run_dir):
         save(0)  # the initial weights: a baseline and a fallback
 
+    if device.type == "cuda" and resolved.method.arch == "resnet":
+        method.to(memory_format=torch.channels_last)  # NHWC convolutions on tensor cores
     model: torch.nn.Module = method
     if dist_info.enabled:
         model = DDP(method, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        import torch._inductor.config as inductor_config
+
+        # random ops draw from the same generator as eager mode, so seeds and resumes
+        # reproduce the same noise compiled or not
+        inductor_config.fallback_random = True
+        model = torch.compile(model)
     x_all = data.x_train.to(device)
     use_amp = cfg.amp and device.type == "cuda"
     tb = _TensorBoard(run_dir, cfg.tensorboard and dist_info.is_main)
