@@ -231,6 +231,73 @@ def evaluation_throughput(quick: bool) -> dict:
     return out
 
 
+def _run_child(cmd: list[str], env: dict | None = None) -> tuple[int, float]:
+    """Run a command; (exit status, its peak RSS in MiB) from the kernel's own accounting."""
+    import os
+    import subprocess
+
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {err[-2000:]}")
+    return proc.returncode, usage.ru_maxrss / 1024  # Linux reports KiB
+
+
+def _synthetic_npz(path, n: int, shape: tuple[int, ...], seed: int = 0) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    np.savez(path, x=rng.integers(0, 256, (n, *shape), dtype=np.uint8),
+             y=rng.integers(0, 10, n))
+
+
+def memory_and_scaling(log: Callable[[str], None]) -> dict:
+    """Peak RSS of one SimVAE epoch on MNIST- and CIFAR-sized data (synthetic .npz files of
+    the real sizes), and 2-process gloo DDP against 1 process on the same total batch."""
+    import json
+    import os
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    out: dict = {}
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        mnist, cifar = tmp / "mnist-sized.npz", tmp / "cifar-sized.npz"
+        _synthetic_npz(mnist, 10_000, (28, 28))
+        _synthetic_npz(cifar, 50_000, (32, 32, 3))
+        base = [py, "-m", "probssl", "train", "--method", "simvae", "--epochs", "1",
+                "--device", "cpu", "--no-progress", "--lr", "1e-4"]
+        for name, data, j in (("mnist_sized_10k", mnist, 10), ("cifar_sized_50k", cifar, 2)):
+            t0 = time.perf_counter()
+            _, rss = _run_child([*base, "--dataset", f"npz:{data}", "--set", f"n_views={j}",
+                                 "--out", str(tmp / name)])
+            out[f"peak_rss_mib_{name}"] = rss
+            out[f"epoch_seconds_{name}"] = time.perf_counter() - t0
+            out[f"J_{name}"] = j
+            log(f"[throughput] SimVAE epoch on {name} (J={j}): peak RSS {rss:.0f} MiB")
+        # DDP: same global batch (256 images x J=2 views of simclr) on 1 and on 2 processes
+        common = ["--method", "simclr", "--dataset", f"npz:{mnist}", "--epochs", "1",
+                  "--device", "cpu", "--no-progress"]
+        env1 = dict(os.environ)
+        _run_child([py, "-m", "probssl", "train", *common, "--batch-size", "256",
+                    "--out", str(tmp / "ddp1")], env1)
+        env2 = dict(os.environ, OMP_NUM_THREADS=str(max(1, torch.get_num_threads() // 2)))
+        _run_child([py, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
+                    "--nproc_per_node=2", "-m", "probssl", "train", *common,
+                    "--batch-size", "128", "--out", str(tmp / "ddp2")], env2)
+        rate = {k: json.loads((tmp / k / "metrics.jsonl").read_text().splitlines()[-1])
+                ["views_per_s"] for k in ("ddp1", "ddp2")}
+        out.update(ddp_views_per_s_1proc=rate["ddp1"], ddp_views_per_s_2proc=rate["ddp2"],
+                   ddp_scaling_efficiency=rate["ddp2"] / (2 * rate["ddp1"]),
+                   ddp_speedup=rate["ddp2"] / rate["ddp1"])
+        log(f"[throughput] DDP gloo 2 processes vs 1: {out['ddp_speedup']:.2f}x")
+    return out
+
+
 def run_throughput(quick: bool = False, methods: dict[str, int] | None = None,
                    log: Callable[[str], None] = print) -> dict:
     secs = 1.0 if quick else 4.0
@@ -251,8 +318,11 @@ def run_throughput(quick: bool = False, methods: dict[str, int] | None = None,
             "per-sample loop")
     ev = evaluation_throughput(quick)
     log(f"[throughput] kNN 60k x 10k d=64: {ev['knn_seconds']:.2f} s")
-    return {"quick": quick, "roofline": peak, "methods": rows, "augmentation": aug,
-            "evaluation": ev}
+    result = {"quick": quick, "roofline": peak, "methods": rows, "augmentation": aug,
+              "evaluation": ev}
+    if not quick:
+        result["system"] = memory_and_scaling(log)
+    return result
 
 
 def format_table(result: dict) -> str:
@@ -282,6 +352,18 @@ def format_table(result: dict) -> str:
               f"{ev['mlp_probe_seconds_200_epochs']:.1f} s"
               + (f" (measured over {ev['probe_epochs_run']} epochs, scaled to 200)"
                  if ev["probe_epochs_run"] != 200 else "")]
+    if "system" in result:
+        sy = result["system"]
+        lines += ["", f"Peak RSS of one SimVAE epoch: {sy['peak_rss_mib_mnist_sized_10k']:.0f} "
+                  f"MiB on 10,000 MNIST-sized images (J = 10), "
+                  f"{sy['peak_rss_mib_cifar_sized_50k']:.0f} MiB on 50,000 CIFAR-sized "
+                  f"images (J = 2); whole process, torch included.",
+                  f"DDP (gloo, CPU) simclr, global batch 256: 1 process "
+                  f"{sy['ddp_views_per_s_1proc']:.0f} views/s, 2 processes "
+                  f"{sy['ddp_views_per_s_2proc']:.0f} views/s: speed-up "
+                  f"{sy['ddp_speedup']:.2f}x, scaling efficiency "
+                  f"{100 * sy['ddp_scaling_efficiency']:.0f} % (the 2 processes share the "
+                  "same cores the single process uses)"]
     for r in result["methods"]:
         if "profile" in r:
             lines += ["", f"Top operators of one {r['method']} training step (torch.profiler, "
