@@ -250,7 +250,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
             history = state.get("history", [])
             if state.get("step") and len(rng) == dist_info.world_size:
                 # a mid-epoch checkpoint: continue at the same position of the same order
-                start_step, partial = int(state["step"]), state.get("partial")
+                start_step = int(state["step"])
+                partial = (state.get("partial") or [None] * dist_info.world_size)[
+                    dist_info.rank]
     if dist_info.is_main:
         write_run_files(run_dir, resolved, {"device": str(device),
                                             "world_size": dist_info.world_size})
@@ -262,10 +264,11 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
         # Every rank's RNG states are kept (collective call), so each rank resumes its own
         # augmentation and sampling streams.
         rng = gather_objects(_rng_state(aug_gen), dist_info)
+        partials = gather_objects(partial_state, dist_info) if step else None  # per rank
         if dist_info.is_main:
             state = {"model": method.state_dict(),
                      "optimizer": opt.state_dict() if opt is not None else None,
-                     "epoch": epoch, "step": step, "partial": partial_state, "rng": rng,
+                     "epoch": epoch, "step": step, "partial": partials, "rng": rng,
                      "history": history, "config": resolved.config_dict()}
             try:
                 ckpt.save_checkpoint(state, run_dir, epoch, cfg.keep_checkpoints, step)
