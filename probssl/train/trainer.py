@@ -7,7 +7,9 @@ checkpoints, resume, the NaN guard and DDP.
 Data stays on the training device as uint8 for the whole run; each step gathers a batch by
 index and augments it into J views there, so no host-to-device copy happens per step.
 The data order of epoch e is a permutation drawn from a generator seeded by (seed, e), and
-every RNG state is checkpointed, so a resumed run continues exactly where it stopped.
+every RNG state is checkpointed with the step reached inside the epoch, so a resumed run
+continues exactly where it stopped — at an epoch end, a periodic mid-epoch checkpoint
+(``checkpoint_every``) or the step where Ctrl-C arrived (docs/RELIABILITY.md).
 """
 
 from __future__ import annotations
