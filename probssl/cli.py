@@ -454,7 +454,8 @@ def _seeds_arg(text: str) -> tuple[int, ...]:
         except ValueError:
             raise UserError(f"--seeds: expected a count or a comma list, got {text!r}") from None
         if n < 1:
-            raise UserError(f"--seeds: need at least one seed; got {n}")
+            raise UserError(f"--seeds {text}: a single number is a count of seeds (3 means "
+                            f"0,1,2); for seed {n} alone write --seeds {n},")
         return tuple(range(n))
     seeds = tuple(_int_list(text))
     if not seeds:
