@@ -133,9 +133,10 @@ def extra_evaluations(loaded, cfg: EvalConfig) -> dict:
         z_tr, _ = run_embeddings(loaded, "train")
         z_te, _ = run_embeddings(loaded, "test")
     if data.factor_names and data.factors:
+        from probssl.data.shapes import DISCRETE_FACTORS
         from probssl.evaluate.factors import factor_scores
 
-        discrete = tuple(n for n in data.factor_names if n == "colour")
+        discrete = tuple(n for n in data.factor_names if n in DISCRETE_FACTORS)
         out["factors"] = factor_scores(z_tr, data.factors["train"].numpy(), z_te,
                                        data.factors["test"].numpy(), data.factor_names,
                                        discrete, epochs=cfg.probe_epochs, seed=cfg.seed)

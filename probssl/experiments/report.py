@@ -105,13 +105,18 @@ def write_report(grid_dir: Path, out: Path) -> Path:
     return out
 
 
+def _datasets_with(key: str, methods, datasets, by, sv):
+    """(dataset, its results holding ``key``) for each dataset where some method has it."""
+    for d in datasets:
+        rs = [r for m in methods for r in by.get((m, d, sv), []) if key in r]
+        if rs:
+            yield d, rs
+
+
 def _attribute_table(methods, datasets, by, sv, suffix) -> list[str]:
     """Fig. 5 as a table: one row per attribute, one column per method (accuracy ×100)."""
     lines: list[str] = []
-    for d in datasets:
-        rs_any = [r for m in methods for r in by.get((m, d, sv), []) if "attributes" in r]
-        if not rs_any:
-            continue
+    for d, rs_any in _datasets_with("attributes", methods, datasets, by, sv):
         names = list(rs_any[0]["attributes"]["attributes"])
         probe = rs_any[0]["attributes"]["probe"]
         lines += [f"## Attributes on {d}{suffix} ({probe} probe accuracy, ×100; paper Fig. 4-5)",
@@ -144,10 +149,7 @@ def _attribute_figure(methods, datasets, by, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    for d in datasets:
-        rs_any = [r for m in methods for r in by.get((m, d, None), []) if "attributes" in r]
-        if not rs_any:
-            continue
+    for d, rs_any in _datasets_with("attributes", methods, datasets, by, None):
         names = list(rs_any[0]["attributes"]["attributes"]) + ["hair colour"]
         fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(names) * len(methods) / 3), 4))
         width = 0.8 / len(methods)
@@ -171,10 +173,7 @@ def _attribute_figure(methods, datasets, by, path: Path) -> None:
 
 def _style_table(methods, datasets, by, sv, suffix) -> list[str]:
     lines: list[str] = []
-    for d in datasets:
-        rs_any = [r for m in methods for r in by.get((m, d, sv), []) if "factors" in r]
-        if not rs_any:
-            continue
+    for d, rs_any in _datasets_with("factors", methods, datasets, by, sv):
         names = list(rs_any[0]["factors"])
         head = [f"{n} ({rs_any[0]['factors'][n]['metric']})" for n in names]
         lines += [f"## Content and style on {d}{suffix} (linear probes, ×100)", "",

@@ -231,8 +231,8 @@ def evaluation_throughput(quick: bool) -> dict:
     return out
 
 
-def _run_child(cmd: list[str], env: dict | None = None) -> tuple[int, float]:
-    """Run a command; (exit status, its peak RSS in MiB).
+def _run_child(cmd: list[str], env: dict | None = None) -> float:
+    """Run a command (it must succeed); its peak RSS in MiB.
 
     The peak is the child's own ``VmHWM`` (high-water resident set of its address space),
     polled from /proc: ``ru_maxrss`` from wait4 would also count this (large) benchmark
@@ -254,7 +254,7 @@ def _run_child(cmd: list[str], env: dict | None = None) -> tuple[int, float]:
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {err[-2000:]}")
-    return proc.returncode, peak_kib / 1024
+    return peak_kib / 1024
 
 
 def _synthetic_npz(path, n: int, shape: tuple[int, ...], seed: int = 0) -> None:
@@ -287,7 +287,7 @@ def memory_and_scaling(log: Callable[[str], None]) -> dict:
             t0 = time.perf_counter()
             # the MLP preset for both (a ResNet epoch on 50,000 images takes ~30 min on 2
             # CPU cores); RSS here is the data, the model and the step's views
-            _, rss = _run_child([*base, "--dataset", f"npz:{data}", "--set", f"n_views={j}",
+            rss = _run_child([*base, "--dataset", f"npz:{data}", "--set", f"n_views={j}",
                                  "--set", "arch=mlp", "--out", str(tmp / name)])
             out[f"peak_rss_mib_{name}"] = rss
             out[f"epoch_seconds_{name}"] = time.perf_counter() - t0

@@ -372,8 +372,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
                             f"{n_batches} in {run_dir}; continue exactly with --resume")
             bar.close()
             seconds = elapsed + time.perf_counter() - t0
-            n_done = n_batches
-            row_metrics = all_reduce_mean({k: float(v) / n_done for k, v in sums.items()},
+            row_metrics = all_reduce_mean({k: float(v) / n_batches for k, v in sums.items()},
                                           dist_info, device)
             row = {"epoch": epoch + 1, **row_metrics, "seconds": round(seconds, 4),
                    "views_per_s": round(n_views_seen * dist_info.world_size / seconds, 1)}
