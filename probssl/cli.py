@@ -668,5 +668,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The ``probssl`` console script and ``python -m probssl``.
+
+    Under torchrun a process leaves through ``exit_process`` (no interpreter finalisation),
+    so a job that saved its results can never abort at exit (train/distributed.py).
+    """
+    code = main()
+    from probssl.train.distributed import exit_process, joined_process_group
+
+    if joined_process_group():
+        exit_process(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()

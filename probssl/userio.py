@@ -240,3 +240,329 @@ def _check_parent(p: Path, flag: str) -> None:
 
 def debug_enabled() -> bool:
     return bool(os.environ.get("PROBSSL_DEBUG")) or "--debug" in sys.argv
+
+
+# -- user data files: regular files, memory bounds, .npz archives, images -----------------
+
+# One decoded image may have at most this many pixels (8192 x 8192); a file declaring more
+# (a decompression bomb: a few bytes claiming 100000 x 100000 pixels) is refused from its
+# header, before any pixel is decoded.
+MAX_IMAGE_PIXELS = 1 << 26
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members / an empty zip
+
+
+def check_regular_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` as a Path if it is a regular file (not missing, a directory, a FIFO, a device
+    or a dangling link, any of which would fail or hang a reader); else one line."""
+    path = Path(path)
+    try:
+        if path.is_file():
+            return path
+        exists, is_dir = path.exists(), path.is_dir()
+    except OSError as exc:  # e.g. a name too long, a symlink loop
+        raise UserError(f"{what} {path}: {_describe(exc)}") from None
+    if is_dir:
+        raise UserError(f"{what} {path} is a directory, not a file")
+    if not exists:
+        raise UserError(f"{what} {path} does not exist")
+    raise UserError(f"{what} {path} is not a regular file")
+
+
+def memory_bytes() -> int:
+    """Physical memory of this machine in bytes (1 TiB when it cannot be told)."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def check_alloc(nbytes: int, where: str) -> int:
+    """Refuse, before allocating it, an amount of memory a file's header asks for that this
+    machine does not have (a corrupt or malicious size field)."""
+    limit = memory_bytes()
+    if nbytes > limit:
+        raise UserError(f"{where}: needs {_gib(nbytes)} of memory, more than this machine's "
+                        f"{_gib(limit)} (corrupt size field, or data too large)")
+    return nbytes
+
+
+def npz_headers(path: str | Path, what: str = "file"
+                ) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shapes and dtypes of the arrays of an ``.npz`` archive, read from the headers only.
+
+    Checked before anything is loaded: the file is a regular, non-empty zip (not a single
+    ``.npy``, not text); every member is a ``.npy`` array without Python objects whose
+    header declares exactly as many bytes as the member holds (a corrupt shape cannot make
+    a different array, a corrupt size cannot allocate); the total fits in memory.
+    """
+    path = check_regular_file(path, what)
+    where = f"{what} {path}"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise UserError(f"cannot read {where}: {_describe(exc)}") from None
+    if not head:
+        raise UserError(f"{where} is empty (0 bytes), not an .npz archive")
+    if head.startswith(_NPY_MAGIC):
+        raise UserError(f"{where} is a single .npy array, not an .npz archive")
+    if not head.startswith(_ZIP_MAGICS):
+        raise UserError(f"{where} is not an .npz archive (no zip signature; "
+                        "write it with numpy.savez)")
+    out: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+    total = 0
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.is_dir():
+                    continue
+                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                with zf.open(info) as member:
+                    if member.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+                        raise UserError(f"{where}: member {info.filename!r} is not a "
+                                        ".npy array")
+                    member.seek(0)
+                    version = np.lib.format.read_magic(member)
+                    if version == (1, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+                    elif version in ((2, 0), (3, 0)):
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+                    else:
+                        raise ValueError(f"unknown .npy version {version}")
+                    header_len = member.tell()
+                if dtype.hasobject:
+                    raise UserError(f"{where}: array {name!r} holds Python objects "
+                                    f"(dtype {dtype}); only numeric arrays are read")
+                nbytes = math.prod(int(d) for d in shape) * dtype.itemsize
+                if header_len + nbytes != info.file_size:
+                    raise UserError(
+                        f"{where}: array {name!r} is truncated or corrupt (its header "
+                        f"declares shape {tuple(shape)} of {dtype}, {nbytes} bytes; the "
+                        f"archive holds {info.file_size - header_len})")
+                total += nbytes
+                out[name] = (tuple(int(d) for d in shape), dtype)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — any failure parsing the user's bytes
+        raise UserError(f"{where} is not a readable .npz archive ({_explain(exc)})") from None
+    check_alloc(total, where)
+    return out
+
+
+def read_npz(path: str | Path, what: str = "file") -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file, headers checked first (:func:`npz_headers`), then
+    loaded with :func:`load_npz`; any failure is one line naming the file."""
+    headers = npz_headers(path, what)
+    try:
+        arrays = load_npz(path, what)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — e.g. zlib.error on a corrupt member
+        raise UserError(f"{what} {path} is not a readable .npz archive "
+                        f"({_explain(exc)})") from None
+    for name, value in arrays.items():
+        if not isinstance(value, np.ndarray) or name not in headers or \
+                value.shape != headers[name][0]:
+            raise UserError(f"{what} {path}: array {name!r} is corrupt")
+    return arrays
+
+
+def read_image(path: str | Path, what: str = "image", mode: Any = None,
+               max_pixels: int = MAX_IMAGE_PIXELS):
+    """Decode an image file into a loaded PIL image, converted to ``mode`` (a mode string,
+    or a function of the file's mode returning one).
+
+    Refused with one line naming the file: not a regular file, unreadable, not an image,
+    truncated, zero-sized, or declaring more than ``max_pixels`` pixels (checked from the
+    header before decoding; PIL's decompression-bomb warning is an error here too). No
+    warning reaches stderr.
+    """
+    import warnings
+
+    from PIL import Image
+
+    path = check_regular_file(path, what)
+    where = f"{what} {path}"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w < 1 or h < 1:
+                    raise UserError(f"{where}: zero-sized image ({w}x{h} pixels)")
+                if w * h > max_pixels:
+                    raise UserError(f"{where}: declares {w}x{h} pixels, more than the "
+                                    f"limit of {max_pixels} (a decompression bomb?)")
+                img.load()
+                target = mode(img.mode) if callable(mode) else mode
+                return img.convert(target) if target and target != img.mode else img.copy()
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — PIL raises many types on corrupt files
+        raise UserError(f"{where}: unreadable image ({_explain(exc)})") from None
+
+
+def _explain(exc: BaseException) -> str:
+    """One line for a parser's exception: OS message, else its text, else its type."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc).splitlines()[0].strip() if str(exc).strip() else ""
+    return text[:200] if text else type(exc).__name__
+
+
+# -- structure of what was read -----------------------------------------------------------
+#
+# A small schema language for JSON read from run and grid directories, checked where the
+# data enters so that code further in may index it freely:
+#
+# * a type: ``int`` (not bool), ``float`` (any real number, not bool), ``str``, ``bool``,
+#   ``dict`` (any object), ``list`` (any array); ``None`` means JSON ``null``;
+# * a tuple of schemas: any one of them;
+# * ``[schema]``: an array whose every item matches;
+# * ``{"key": schema, "opt?": schema}``: an object with these keys (``?`` = optional; other
+#   keys are allowed); ``{str: schema}``: an object whose every value matches;
+# * :class:`Check`: a schema plus a condition on the value.
+
+
+class Check:
+    """``schema`` and then ``test(value)``; ``text`` says what the test wants."""
+
+    def __init__(self, schema: Any, test: Any, text: str) -> None:
+        self.schema, self.test, self.text = schema, test, text
+
+
+def _schema_text(schema: Any) -> str:
+    if schema is None:
+        return "null"
+    if isinstance(schema, Check):
+        return schema.text
+    if isinstance(schema, tuple):
+        return " or ".join(_schema_text(s) for s in schema)
+    if isinstance(schema, list):
+        return "an array"
+    if isinstance(schema, dict) or schema is dict:
+        return "an object"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            list: "an array"}.get(schema, getattr(schema, "__name__", str(schema)))
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    text = json.dumps(value) if isinstance(value, str | int | float | bool) or value is None \
+        else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _matches(value: Any, schema: Any) -> bool:
+    """Whether ``value`` has the *top-level* type ``schema`` asks for."""
+    if schema is None:
+        return value is None
+    if isinstance(schema, Check):
+        return _matches(value, schema.schema)
+    if isinstance(schema, tuple):
+        return any(_matches(value, s) for s in schema)
+    if isinstance(schema, list) or schema is list:
+        return isinstance(value, list)
+    if isinstance(schema, dict) or schema is dict:
+        return isinstance(value, dict)
+    if schema is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if schema is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, schema)
+
+
+def check_schema(value: Any, schema: Any, where: str, at: str = "") -> Any:
+    """``value`` if it has the structure ``schema`` describes (see above); otherwise one
+    :class:`UserError` naming ``where`` (e.g. the file) and the key path that is wrong."""
+    name = f"'{at}'" if at else "the top level"
+    if isinstance(schema, tuple):
+        fitting = [s for s in schema if _matches(value, s)]
+        if not fitting:
+            raise UserError(f"{where}: {name} must be {_schema_text(schema)}; "
+                            f"got {_value_text(value)}")
+        return check_schema(value, fitting[0], where, at)
+    if not _matches(value, schema):
+        raise UserError(f"{where}: {name} must be {_schema_text(schema)}; "
+                        f"got {_value_text(value)}")
+    if isinstance(schema, Check):
+        check_schema(value, schema.schema, where, at)
+        if not schema.test(value):
+            raise UserError(f"{where}: {name} must be {schema.text}; got {_value_text(value)}")
+    elif isinstance(schema, list) and schema:
+        for i, item in enumerate(value):
+            check_schema(item, schema[0], where, f"{at}[{i}]")
+    elif isinstance(schema, dict) and list(schema) == [str]:
+        for key, item in value.items():
+            check_schema(item, schema[str], where, f"{at}.{key}" if at else str(key))
+    elif isinstance(schema, dict):
+        for key, sub in schema.items():
+            optional = key.endswith("?")
+            key = key.rstrip("?")
+            path = f"{at}.{key}" if at else key
+            if key not in value:
+                if optional:
+                    continue
+                raise UserError(f"{where}: missing key '{path}'")
+            check_schema(value[key], sub, where, path)
+    return value
+
+
+def read_json_as(path: str | Path, what: str, schema: Any) -> Any:
+    """:func:`read_json` and then :func:`check_schema`: every error one line naming the
+    file."""
+    value = read_json(path, what, expect=None)
+    return check_schema(value, schema, f"{what} {path}")
+
+
+def read_jsonl_as(path: str | Path, what: str, schema: Any) -> list[Any]:
+    """:func:`read_jsonl`, each row checked against ``schema``; errors name file and line."""
+    rows = []
+    for i, line in enumerate(read_text(path, what).splitlines(), 1):
+        if not line.strip():
+            continue
+        row = parse_json_text(line, f"{what} {path} line {i}")
+        rows.append(check_schema(row, schema, f"{what} {path} line {i}"))
+    return rows
+
+
+def safe_name(text: Any) -> bool:
+    """Whether ``text`` is one plain path component (no separator, not ``.``/``..``), so that
+    joining it to a folder stays inside that folder."""
+    return (isinstance(text, str) and text not in ("", ".", "..") and "/" not in text
+            and "\\" not in text and "\x00" not in text)
+
+
+_WARNED: set[Any] = set()
+
+
+def warn(message: str, key: Any = None) -> None:
+    """One ``probssl: warning: ...`` line on stderr; with ``key``, once per process and key
+    (e.g. a damaged file met twice by one command)."""
+    if key is not None:
+        if key in _WARNED:
+            return
+        _WARNED.add(key)
+    print(f"probssl: warning: {message}", file=sys.stderr)
+
+
+def file_key(*paths: str | Path) -> tuple:
+    """(path, size, mtime) of each path: identifies a file's current version, for
+    :func:`warn`."""
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            out.append((str(Path(p).absolute()), st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((str(Path(p).absolute()), None, None))
+    return tuple(out)

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from probssl import userio
 from probssl.data.base import ImageDataset
 from probssl.data.download import download_file, sha256_of
-from probssl.errors import DatasetNotFound, IntegrityError
+from probssl.errors import DatasetNotFound, IntegrityError, UserError
 
 # name -> (mirrors, {file: sha256 of the .gz as distributed})
 REMOTE = {
@@ -62,41 +65,82 @@ FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sanda
                    "Sneaker", "Bag", "Ankle boot"]
 
 
-def parse_idx(raw: bytes, source: str, expect_dims: int) -> np.ndarray:
-    """Parse IDX bytes (uint8 payload) after checking magic number and size."""
-    if len(raw) < 4 + 4 * expect_dims:
-        raise IntegrityError(f"{source}: truncated IDX file ({len(raw)} bytes, no full header)")
-    zero, dtype_code, ndim = raw[0] << 8 | raw[1], raw[2], raw[3]
+# Deflate cannot compress better than about 1032:1, so a gzip file of S bytes holds at most
+# this many times S bytes: a header claiming more is corrupt, refused before reading.
+_GZIP_MAX_RATIO = 1100
+
+
+def _parse_header(head: bytes, source: str, expect_dims: int) -> list[int]:
+    """The dimensions from an IDX header (magic + ``expect_dims`` sizes), each >= 1."""
+    if len(head) < 4 + 4 * expect_dims:
+        raise IntegrityError(f"{source}: truncated IDX file ({len(head)} bytes, no full header)")
+    zero, dtype_code, ndim = head[0] << 8 | head[1], head[2], head[3]
     if zero != 0 or dtype_code != 0x08 or ndim != expect_dims:
         raise IntegrityError(
             f"{source}: not a uint8 IDX file with {expect_dims} dimensions "
-            f"(magic bytes {raw[:4].hex()})"
+            f"(magic bytes {head[:4].hex()})"
         )
-    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    payload = raw[4 + 4 * ndim:]
-    want = int(np.prod(dims))
-    if len(payload) != want:
-        raise IntegrityError(
-            f"{source}: IDX header says {dims} ({want} bytes) but the file holds "
-            f"{len(payload)} bytes (truncated or corrupt)"
-        )
+    dims = [int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    if min(dims) < 1:
+        raise IntegrityError(f"{source}: IDX header declares an empty array {dims}")
+    return dims
+
+
+def _size_error(source: str, dims: list[int], got: int | str) -> IntegrityError:
+    return IntegrityError(f"{source}: IDX header says {dims} ({math.prod(dims)} bytes) but the "
+                          f"file holds {got} bytes (truncated or corrupt)")
+
+
+def parse_idx(raw: bytes, source: str, expect_dims: int) -> np.ndarray:
+    """Parse IDX bytes (uint8 payload) after checking magic number and size."""
+    dims = _parse_header(raw[:4 + 4 * expect_dims], source, expect_dims)
+    payload = raw[4 + 4 * expect_dims:]
+    if len(payload) != math.prod(dims):
+        raise _size_error(source, dims, len(payload))
     return np.frombuffer(payload, dtype=np.uint8).reshape(dims)
 
 
 def read_idx(path: Path, expect_dims: int, sha256_decompressed: str | None = None) -> np.ndarray:
-    """Read an IDX file, gzip-compressed or not."""
+    """Read an IDX file, gzip-compressed or not.
+
+    The header is read first and the size it declares checked against the file (its size,
+    or for a gzip file the most its compressed size can hold, and this machine's memory)
+    before the payload is read, so a corrupt header claiming billions of images allocates
+    nothing.
+    """
+    source = str(path)
+    path = userio.check_regular_file(path, "IDX file")
+    n_head = 4 + 4 * expect_dims
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise IntegrityError(f"{path}: cannot be read or decompressed ({exc})") from None
+        size = path.stat().st_size
+        with open(path, "rb") as raw_fh:
+            gz = raw_fh.read(2) == b"\x1f\x8b"
+            raw_fh.seek(0)
+            fh = gzip.GzipFile(fileobj=raw_fh) if gz else raw_fh
+            head = fh.read(n_head)
+            dims = _parse_header(head, source, expect_dims)
+            want = math.prod(dims)
+            if not gz and size - n_head != want:
+                raise _size_error(source, dims, size - n_head)
+            if gz and want > _GZIP_MAX_RATIO * size:
+                raise _size_error(source, dims, f"at most {_GZIP_MAX_RATIO * size} (a "
+                                  f"{size}-byte gzip file)")
+            userio.check_alloc(want, source)
+            payload = fh.read(want + 1)
+    except (IntegrityError, UserError):
+        raise
+    except (OSError, EOFError, zlib.error) as exc:
+        raise IntegrityError(f"{path}: cannot be read or decompressed "
+                             f"({exc.strerror or exc if isinstance(exc, OSError) else exc})"
+                             ) from None
+    if len(payload) != want:
+        raise _size_error(source, dims, len(payload) if len(payload) < want else "more")
     if sha256_decompressed is not None:
-        got = hashlib.sha256(raw).hexdigest()
+        got = hashlib.sha256(head + payload).hexdigest()
         if got != sha256_decompressed:
             raise IntegrityError(f"{path}: sha256 of the decompressed file is {got}, "
                                  f"expected {sha256_decompressed}")
-    return parse_idx(raw, str(path), expect_dims)
+    return np.frombuffer(payload, dtype=np.uint8).reshape(dims)
 
 
 def _find(folder: Path, gz_name: str) -> Path | None:
@@ -129,8 +173,13 @@ def load_idx_dataset(name: str, folder: Path, *, verify: bool = True) -> ImageDa
                 f"or put the four IDX files ({', '.join(files)}) in that folder and pass "
                 f"--data-dir"
             )
-        if verify and path.suffix == ".gz" and sha256_of(path) != digest:
-            raise IntegrityError(f"{path}: sha256 {sha256_of(path)}, expected {digest}")
+        if verify and path.suffix == ".gz":
+            try:
+                got = sha256_of(path)
+            except OSError as exc:
+                raise IntegrityError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+            if got != digest:
+                raise IntegrityError(f"{path}: sha256 {got}, expected {digest}")
         arrays[fname.split(".")[0]] = read_idx(path, 3 if "images" in fname else 1)
     return _assemble(name, arrays, str(folder))
 
@@ -143,8 +192,14 @@ def _assemble(name: str, arrays: dict[str, np.ndarray], source: str) -> ImageDat
         return torch.from_numpy(arrays[key].astype(np.int64))
 
     for split in ("train", "t10k"):
-        if len(arrays[f"{split}-images-idx3-ubyte"]) != len(arrays[f"{split}-labels-idx1-ubyte"]):
-            raise IntegrityError(f"{source}: {split} images and labels differ in count")
+        n_img = len(arrays[f"{split}-images-idx3-ubyte"])
+        lab = arrays[f"{split}-labels-idx1-ubyte"]
+        if n_img != len(lab):
+            raise IntegrityError(f"{source}: {split} images and labels differ in count "
+                                 f"({n_img} images, {len(lab)} labels)")
+        if lab.max() > 9:
+            raise IntegrityError(f"{source}: {split}-labels-idx1-ubyte holds label "
+                                 f"{int(lab.max())}; {name} labels are 0..9")
     return ImageDataset(
         name=name,
         x_train=images("train-images-idx3-ubyte"), y_train=labels("train-labels-idx1-ubyte"),

@@ -210,9 +210,13 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     try:
         cfg = prepare_run_dir(cfg, run_dir, resume)
         barrier(dist_info)  # every rank has checked the directory before rank 0 writes to it
-        return _train(cfg, run_dir, resume, progress, verbose, dist_info)
-    finally:
-        shutdown(dist_info)
+        result = _train(cfg, run_dir, resume, progress, verbose, dist_info)
+    except BaseException:
+        shutdown(dist_info, drain=False)
+        raise
+    # every rank got here: drain the gloo workers, then destroy the group (distributed.py)
+    shutdown(dist_info)
+    return result
 
 
 def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbose: bool,
@@ -272,15 +276,22 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
                      "optimizer": opt.state_dict() if opt is not None else None,
                      "epoch": epoch, "step": step, "partial": partials, "rng": rng,
                      "history": history, "config": resolved.config_dict()}
+            failure = None
             try:
                 ckpt.save_checkpoint(state, run_dir, epoch, cfg.keep_checkpoints, step)
             except OSError as exc:
                 last = ckpt.list_checkpoints(run_dir)
                 kept = last[-1][1].name if last else "none"
-                raise CheckpointWriteFailed(
-                    f"could not write a checkpoint in {run_dir} ({exc.strerror or exc}); the "
-                    f"previous checkpoint ({kept}) is intact — free space and --resume"
-                ) from None
+                failure = (f"could not write a checkpoint in {run_dir} "
+                           f"({exc.strerror or exc}); the previous checkpoint ({kept}) is "
+                           "intact — free space and --resume")
+        else:
+            failure = None
+        # Every rank learns rank 0's outcome, so all stop together with the same line
+        # instead of waiting in the next collective until torchrun kills them.
+        failure = gather_objects(failure, dist_info)[0]
+        if failure is not None:
+            raise CheckpointWriteFailed(failure)
 
     if not method.trainable:
         if not ckpt.list_checkpoints(run_dir):
@@ -291,7 +302,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
 
     if device.type == "cuda" and resolved.method.arch == "resnet":
         method.to(memory_format=torch.channels_last)  # NHWC convolutions on tensor cores
-    model: torch.nn.Module = method
+    model: torch.nn.Module | None = method
     if dist_info.enabled:
         model = DDP(method, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
@@ -309,86 +320,91 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
     # there is nothing to overlap, so every step (the NaN guard then stops at once).
     sync_every = 1 if device.type == "cpu" else 16
     stop = _StopRequest()
-    with stop.installed():
-        for epoch in range(start_epoch, cfg.epochs):
-            method.train()
-            order = epoch_order(n_train, cfg.seed, epoch, dist_info).to(device)
-            n_batches = math.ceil(len(order) / cfg.batch_size)
-            first = start_step if epoch == start_epoch else 0
-            sums: dict[str, torch.Tensor] = {}
-            n_views_seen, elapsed = 0, 0.0
-            if first and partial:
-                sums = {k: torch.tensor(v, dtype=torch.float64, device=device)
-                        for k, v in partial["sums"].items()}
-                n_views_seen, elapsed = partial["n_views_seen"], partial["seconds"]
-            bad_step = torch.full((), -1, dtype=torch.int64, device=device)
-            t0 = time.perf_counter()
-            bar = tqdm(range(first, n_batches), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                       leave=False, disable=(not show) or None, unit="step",
-                       initial=first, total=n_batches)
-            for step in bar:
-                idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-                if cfg.views == "next-frame":
-                    frames = idx.unsqueeze(1) + torch.arange(method.n_views, device=device)
-                    views = preprocess(x_all[frames.flatten()], resolved.augment).unflatten(
-                        0, frames.shape)
-                else:
-                    views = augment(x_all[idx], method.n_views, resolved.augment, aug_gen)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    loss, metrics = model(views)
-                loss_d = loss.detach()
-                bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss_d),
-                                       torch.tensor(step, device=device), bad_step)
-                done = step + 1
-                at_sync = done % sync_every == 0 or done == n_batches
-                if at_sync and any_true(bad_step >= 0, dist_info):
-                    _diverged(run_dir, epoch, int(bad_step), loss_d)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                method.after_step()
-                n_views_seen += views.shape[0] * views.shape[1]
-                for k, v in (("loss", loss_d), *metrics.items()):
-                    v = v.detach().double() if torch.is_tensor(v) else torch.tensor(
-                        float(v), dtype=torch.float64, device=device)
-                    sums[k] = sums[k] + v if k in sums else v
-                if show and at_sync:
-                    rate = n_views_seen / max(elapsed + time.perf_counter() - t0, 1e-9)
-                    bar.set_postfix(loss=f"{float(loss_d):.4g}", views_s=f"{rate:.0f}")
-                periodic = cfg.checkpoint_every and done % cfg.checkpoint_every == 0
-                interrupted = at_sync and any_true(
-                    torch.tensor(stop.requested, device=device), dist_info)
-                if done < n_batches and (periodic or interrupted):
-                    if sync_every > 1 and any_true(bad_step >= 0, dist_info):
+    try:
+        with stop.installed():
+            for epoch in range(start_epoch, cfg.epochs):
+                method.train()
+                order = epoch_order(n_train, cfg.seed, epoch, dist_info).to(device)
+                n_batches = math.ceil(len(order) / cfg.batch_size)
+                first = start_step if epoch == start_epoch else 0
+                sums: dict[str, torch.Tensor] = {}
+                n_views_seen, elapsed = 0, 0.0
+                if first and partial:
+                    sums = {k: torch.tensor(v, dtype=torch.float64, device=device)
+                            for k, v in partial["sums"].items()}
+                    n_views_seen, elapsed = partial["n_views_seen"], partial["seconds"]
+                bad_step = torch.full((), -1, dtype=torch.int64, device=device)
+                t0 = time.perf_counter()
+                bar = tqdm(range(first, n_batches), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                           leave=False, disable=(not show) or None, unit="step",
+                           initial=first, total=n_batches)
+                for step in bar:
+                    idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                    if cfg.views == "next-frame":
+                        frames = idx.unsqueeze(1) + torch.arange(method.n_views, device=device)
+                        views = preprocess(x_all[frames.flatten()], resolved.augment).unflatten(
+                            0, frames.shape)
+                    else:
+                        views = augment(x_all[idx], method.n_views, resolved.augment, aug_gen)
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                        loss, metrics = model(views)
+                    loss_d = loss.detach()
+                    bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss_d),
+                                           torch.tensor(step, device=device), bad_step)
+                    done = step + 1
+                    at_sync = done % sync_every == 0 or done == n_batches
+                    if at_sync and any_true(bad_step >= 0, dist_info):
                         _diverged(run_dir, epoch, int(bad_step), loss_d)
-                    part = {"sums": {k: float(v) for k, v in sums.items()},
-                            "n_views_seen": n_views_seen,
-                            "seconds": elapsed + time.perf_counter() - t0}
-                    save(epoch, done, part)
-                    if interrupted:
-                        bar.close()
-                        raise TrainingInterrupted(
-                            f"checkpoint written at epoch {epoch + 1}, step {done} of "
-                            f"{n_batches} in {run_dir}; continue exactly with --resume")
-            bar.close()
-            seconds = elapsed + time.perf_counter() - t0
-            row_metrics = all_reduce_mean({k: float(v) / n_batches for k, v in sums.items()},
-                                          dist_info, device)
-            row = {"epoch": epoch + 1, **row_metrics, "seconds": round(seconds, 4),
-                   "views_per_s": round(n_views_seen * dist_info.world_size / seconds, 1)}
-            history.append(row)
-            if dist_info.is_main:
-                with open(run_dir / METRICS_FILE, "a") as fh:
-                    fh.write(json.dumps(row) + "\n")
-                tb.log(row)
-                if verbose:
-                    shown = " ".join(f"{k} {v:.4g}" for k, v in row_metrics.items())
-                    msg = (f"epoch {epoch + 1}/{cfg.epochs} {shown} ({seconds:.1f} s, "
-                           f"{row['views_per_s']:.0f} views/s)")
-                    tqdm.write(msg, file=sys.stderr)
-            save(epoch + 1)
-            if any_true(torch.tensor(stop.requested, device=device), dist_info):
-                raise TrainingInterrupted(f"stopped after epoch {epoch + 1} (checkpoint "
-                                          f"written in {run_dir}); continue with --resume")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    method.after_step()
+                    n_views_seen += views.shape[0] * views.shape[1]
+                    for k, v in (("loss", loss_d), *metrics.items()):
+                        v = v.detach().double() if torch.is_tensor(v) else torch.tensor(
+                            float(v), dtype=torch.float64, device=device)
+                        sums[k] = sums[k] + v if k in sums else v
+                    if show and at_sync:
+                        rate = n_views_seen / max(elapsed + time.perf_counter() - t0, 1e-9)
+                        bar.set_postfix(loss=f"{float(loss_d):.4g}", views_s=f"{rate:.0f}")
+                    periodic = cfg.checkpoint_every and done % cfg.checkpoint_every == 0
+                    interrupted = at_sync and any_true(
+                        torch.tensor(stop.requested, device=device), dist_info)
+                    if done < n_batches and (periodic or interrupted):
+                        if sync_every > 1 and any_true(bad_step >= 0, dist_info):
+                            _diverged(run_dir, epoch, int(bad_step), loss_d)
+                        part = {"sums": {k: float(v) for k, v in sums.items()},
+                                "n_views_seen": n_views_seen,
+                                "seconds": elapsed + time.perf_counter() - t0}
+                        save(epoch, done, part)
+                        if interrupted:
+                            bar.close()
+                            raise TrainingInterrupted(
+                                f"checkpoint written at epoch {epoch + 1}, step {done} of "
+                                f"{n_batches} in {run_dir}; continue exactly with --resume")
+                bar.close()
+                seconds = elapsed + time.perf_counter() - t0
+                row_metrics = all_reduce_mean({k: float(v) / n_batches for k, v in sums.items()},
+                                              dist_info, device)
+                row = {"epoch": epoch + 1, **row_metrics, "seconds": round(seconds, 4),
+                       "views_per_s": round(n_views_seen * dist_info.world_size / seconds, 1)}
+                history.append(row)
+                if dist_info.is_main:
+                    with open(run_dir / METRICS_FILE, "a") as fh:
+                        fh.write(json.dumps(row) + "\n")
+                    tb.log(row)
+                    if verbose:
+                        shown = " ".join(f"{k} {v:.4g}" for k, v in row_metrics.items())
+                        msg = (f"epoch {epoch + 1}/{cfg.epochs} {shown} ({seconds:.1f} s, "
+                               f"{row['views_per_s']:.0f} views/s)")
+                        tqdm.write(msg, file=sys.stderr)
+                save(epoch + 1)
+                if any_true(torch.tensor(stop.requested, device=device), dist_info):
+                    raise TrainingInterrupted(f"stopped after epoch {epoch + 1} (checkpoint "
+                                              f"written in {run_dir}); continue with --resume")
+    finally:
+        # the DDP wrapper must not outlive the loop, not even in a traceback's frame:
+        # its reducer holds the last gloo works (see distributed.py)
+        model = None
     barrier(dist_info)
     return TrainResult(run_dir, cfg.epochs, history, method)

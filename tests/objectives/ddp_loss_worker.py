@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from probssl.train.distributed import shutdown
 from tests.objectives.ddp_loss_cases import CASES, make_case
 
 name, out = sys.argv[1], Path(sys.argv[2])
@@ -25,4 +26,5 @@ losses = [torch.zeros(()) for _ in range(world)]
 dist.all_gather(losses, loss.detach())
 if rank == 0:
     torch.save({"grad": net.weight.grad.clone(), "losses": torch.stack(losses)}, out)
-dist.destroy_process_group()
+del model, loss  # DDP must not outlive the group (probssl/train/distributed.py)
+shutdown()
