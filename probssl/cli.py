@@ -1,16 +1,19 @@
 """The ``probssl`` command.
 
 Every user mistake (argument, config, file, missing data) ends with one line on stderr and
-exit status 2; a diverged training exits with 3; a bug keeps its traceback.
+exit status 2; a diverged training exits with 3; a bug prints one line naming a crash log with
+its traceback and exits with 1 (``probssl --debug ...`` prints the traceback instead).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from probssl.errors import (
     TrainingInterrupted,
     UserError,
 )
+from probssl.userio import MAX_INT, check_output_dir, check_output_file, debug_enabled
 
 # TrainConfig fields exposed as flags (flag name -> field); the rest via the config file.
 TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
@@ -61,6 +65,58 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UserError(f"{self.prog}: {message}")
+
+
+def _int_arg(lo: int = 0, hi: int = MAX_INT) -> Callable[[str], int]:
+    """argparse type: an integer within [lo, hi] (checked where the number enters)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(
+                f"must lie in [{lo}, {hi}]; got {text.strip()[:40]}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def _float_arg(lo: float = 0.0, hi: float = math.inf, lo_open: bool = False
+               ) -> Callable[[str], float]:
+    """argparse type: a finite float within range (NaN and inf refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be finite; got {text}")
+        if value < lo or (lo_open and value == lo) or value > hi:
+            bound = f"> {lo}" if lo_open else f">= {lo}"
+            raise argparse.ArgumentTypeError(
+                f"must be {bound}" + (f" and <= {hi}" if math.isfinite(hi) else "")
+                + f"; got {text}")
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
+def _device_arg(text: str) -> str:
+    """argparse type: auto, cpu, cuda or cuda:N, and CUDA must exist when asked for."""
+    from probssl.train.trainer import check_device
+
+    try:
+        return check_device(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_device_arg.__name__ = "device"
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -99,9 +155,13 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     for fld in ("download", "amp", "compile"):
         if getattr(args, fld) is not None:
             values[fld] = getattr(args, fld)
-    params = dict(values.pop("params", {}) or {})
+    params = values.pop("params", None)
+    if params is None:
+        params = {}
     if not isinstance(params, dict):
-        raise UserError(f"{where}: 'params' must be a table")
+        raise UserError(f"{where}: 'params' must be a table of method parameters, not "
+                        f"{type(params).__name__}")
+    params = dict(params)
     method = values.get("method", TrainConfig.method)
     if not isinstance(method, str):
         raise UserError(f"{where}: key 'method' must be str; got {method!r}")
@@ -129,6 +189,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
 def cmd_train(args: argparse.Namespace) -> int:
     from probssl.train import train
 
+    check_output_dir(args.out)
     cfg = train_config_from_args(args)
     result = train(cfg, Path(args.out), resume=args.resume, progress=not args.no_progress)
     if os.environ.get("RANK", "0") != "0":
@@ -210,13 +271,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     from probssl.evaluate import run_embeddings
     from probssl.train.run import load_run
+    from probssl.userio import atomic_write
 
+    out = check_output_file(args.out)
+    if out.suffix != ".npz":  # np.savez would silently append it
+        out = check_output_file(out.with_name(out.name + ".npz"))
     loaded = load_run(args.run, data_dir=args.data_dir, device=args.device)
     z, y = run_embeddings(loaded, args.split, device=args.device)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     arrays = {"z": z} if y is None else {"z": z, "labels": y}
-    np.savez(out, **arrays)
+    atomic_write(out, lambda fh: np.savez(fh, **arrays))
     print(f"wrote {out}: z {z.shape}" + ("" if y is None else f", labels {y.shape}"))
     return 0
 
@@ -225,6 +288,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from probssl.export import export_encoder
     from probssl.train.run import load_run
 
+    out = check_output_file(args.out)
+    if out.suffix == ".py":
+        raise UserError(f"--out {out}: the weights and the generated encoder source "
+                        f"({out.name}) would share one name; use e.g. --out "
+                        f"{out.with_suffix('.pt')}")
+    check_output_file(out.with_suffix(".py"), "--out (its .py source)")
     loaded = load_run(args.run, data_dir=args.data_dir)
     pt, src = export_encoder(loaded, args.out)
     enc = loaded.method.encoder
@@ -265,9 +334,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from probssl.demo import run_demo
 
-    if args.epochs < 1 or args.seeds < 1:
-        raise UserError("demo: --epochs and --seeds must be >= 1")
-    report = run_demo(Path(args.out), epochs=args.epochs, seeds=args.seeds,
+    out = check_output_dir(args.out)
+    report = run_demo(out, epochs=args.epochs, seeds=list(_seeds(args, "demo")),
                       progress=not args.no_progress)
     print(f"report: {report}")
     return 0
@@ -277,7 +345,8 @@ def _int_list(text: str) -> list[int]:
     try:
         return [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise UserError(f"--seeds expects comma-separated integers; got {text!r}") from None
+        raise UserError(f"--seeds expects comma-separated integers; got {text[:60]!r}"
+                        ) from None
 
 
 def method_params_for(methods: list[str], assignments: list[str]) -> dict[str, dict]:
@@ -306,9 +375,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise UserError("--methods needs at least one method")
     for m in methods:
         get_method_spec(m)
-    seeds = _int_list(args.seeds)
-    if not seeds:
-        raise UserError("--seeds needs at least one seed")
+    check_output_dir(args.out)
+    seeds = list(_seeds(args, "compare"))
     overrides: dict[str, Any] = {"device": args.device}
     if args.lr is not None:
         overrides["lr"] = args.lr
@@ -329,8 +397,8 @@ def cmd_verify_theory(args: argparse.Namespace) -> int:
     from probssl.experiments.compare import command_line, machine_line
     from probssl.experiments.verify_theory import format_table, run
 
-    if not args.scale > 0:
-        raise UserError(f"--scale must be > 0; got {args.scale}")
+    if args.json is not None:
+        check_output_file(args.json, "--json")
     rows, seconds = run(args.seed, args.scale)
     print(format_table(rows))
     failed = [r for r in rows if not r.passed]
@@ -347,6 +415,8 @@ def cmd_throughput(args: argparse.Namespace) -> int:
     from probssl.experiments.compare import command_line, machine_line
     from probssl.experiments.throughput import METHODS, format_table, run_throughput
 
+    if args.json is not None:
+        check_output_file(args.json, "--json")
     methods = METHODS
     if args.methods:
         names = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -378,12 +448,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for flag in ("methods", "datasets", "out"):
         if not getattr(args, flag):
             raise UserError(f"bench: --{flag} is required for a grid")
-    if args.quick or args.json:
+    if args.quick or args.json is not None:
         raise UserError("bench: --quick and --json belong to `bench throughput`")
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
-    seeds = list(_seeds_arg(args.seeds))
+    check_output_dir(args.out)
+    seeds = list(_seeds(args, "bench grid"))
     overrides: dict[str, Any] = {"device": args.device}
     for key in ("lr", "batch_size", "data_dir"):
         if getattr(args, key) is not None:
@@ -399,6 +470,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from probssl.experiments.report import write_report
 
+    check_output_file(args.out)
     out = write_report(Path(args.grid), Path(args.out))
     print(f"wrote {out}")
     return 0
@@ -409,8 +481,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from probssl.experiments.figures import sample_grid
     from probssl.train.run import load_run
 
-    if args.per_class < 1:
-        raise UserError(f"--per-class must be >= 1; got {args.per_class}")
+    if args.out is not None:
+        check_output_file(args.out)
     loaded = load_run(args.run, data_dir=args.data_dir)
     images, labels = class_conditional_samples(loaded, args.per_class, args.seed)
     _, source = frozen_decoder(loaded)
@@ -439,27 +511,41 @@ def cmd_train_decoder(args: argparse.Namespace) -> int:
 def cmd_figure(args: argparse.Namespace) -> int:
     from probssl.experiments.figures import reconstruction_figure
 
+    check_output_file(args.out)
     out = reconstruction_figure(args.runs, args.out, n=args.n, seed=args.seed,
                                 data_dir=args.data_dir)
     print(f"wrote {out}")
     return 0
 
 
-def _seeds_arg(text: str) -> tuple[int, ...]:
-    """``5`` means seeds 0..4; ``0,3,7`` lists them."""
-    text = text.strip()
-    if "," not in text:
-        try:
-            n = int(text)
-        except ValueError:
-            raise UserError(f"--seeds: expected a count or a comma list, got {text!r}") from None
-        if n < 1:
-            raise UserError(f"--seeds {text}: a single number is a count of seeds (3 means "
-                            f"0,1,2); for seed {n} alone write --seeds {n},")
-        return tuple(range(n))
-    seeds = tuple(_int_list(text))
-    if not seeds:
-        raise UserError("--seeds needs at least one seed")
+def _add_seed_args(p: argparse.ArgumentParser, default: str) -> None:
+    """One meaning everywhere: ``--seeds`` is a list (``--seeds 3`` is seed 3), ``--n-seeds N``
+    a count (seeds 0..N-1)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--seeds", default=None, metavar="LIST",
+                   help=f"comma-separated seeds, e.g. 0,3,7 (3 alone is seed 3; default "
+                        f"{default})")
+    g.add_argument("--n-seeds", type=_int_arg(1, 1000), default=None, metavar="N",
+                   help="run seeds 0..N-1")
+    p.set_defaults(seeds_default=default)
+
+
+def _seeds(args: argparse.Namespace, what: str) -> tuple[int, ...]:
+    """The seeds a command will run (validated), announced on stderr before any work."""
+    if getattr(args, "n_seeds", None) is not None:
+        seeds = tuple(range(args.n_seeds))
+    else:
+        text = args.seeds if args.seeds is not None else args.seeds_default
+        seeds = tuple(_int_list(text))
+        if not seeds:
+            raise UserError("--seeds needs at least one seed, e.g. --seeds 0,1,2 or "
+                            "--n-seeds 3")
+    for s in seeds:
+        if not 0 <= s <= MAX_INT:
+            raise UserError(f"--seeds: seed {s} is outside [0, {MAX_INT}]")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds lists a seed twice: {','.join(map(str, seeds))}")
+    print(f"{what}: seeds {', '.join(map(str, seeds))}")  # stdout: stderr is for errors
     return seeds
 
 
@@ -471,14 +557,15 @@ def cmd_experiment_moving_balls(args: argparse.Namespace) -> int:
     methods = None
     if args.methods is not None:
         methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    cfg = config_from_args(args.quick, _seeds_arg(args.seeds) if args.seeds else None,
+    out = check_output_dir(args.out)
+    given = args.seeds is not None or args.n_seeds is not None
+    cfg = config_from_args(args.quick, _seeds(args, "moving balls") if given else None,
                            epochs=args.epochs, frames=args.frames, lr=args.lr,
                            balls=args.balls, methods=methods, unit=args.unit,
                            length_scale=args.length_scale,
                            device=str(resolve_device(args.device)))
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a directory")
+    if not given:
+        print(f"moving balls: seeds {', '.join(map(str, cfg.seeds))}")
     metrics = run_experiment(cfg, out, progress=not args.no_progress, command=command_line(),
                              machine=machine_line())
     print((out / "table.md").read_text())
@@ -488,7 +575,9 @@ def cmd_experiment_moving_balls(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="probssl", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="probssl", description=__doc__.splitlines()[0],
+                     epilog="probssl --debug COMMAND ... prints the traceback of an internal "
+                            "error (also PROBSSL_DEBUG=1)")
     parser.add_argument("--version", action="version", version=f"probssl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -498,22 +587,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     def eval_args(p):
-        p.add_argument("--k-max", type=int, default=15, help="kNN k = 1..K (default 15)")
+        p.add_argument("--k-max", type=_int_arg(1, 1000), default=15,
+                       help="kNN k = 1..K (default 15)")
         p.add_argument("--knn-metric", default="euclidean", help="euclidean or cosine")
-        p.add_argument("--probe-epochs", type=int, default=200)
+        p.add_argument("--probe-epochs", type=_int_arg(1, 100_000), default=200)
         p.add_argument("--no-mlp-probe", action="store_true", help="skip the MLP probe")
-        p.add_argument("--gmm-n-init", type=int, default=20,
+        p.add_argument("--gmm-n-init", type=_int_arg(0, 10_000), default=20,
                        help="GMM restarts (paper 200, authors' code 20); 0 skips the GMM")
         p.add_argument("--fid-features", default="classifier",
                        help="classifier (offline, not comparable to Inception FID), "
                             "inception:PATH (TorchScript Inception-v3) or none")
-        p.add_argument("--fid-samples", type=int, default=5000)
-        p.add_argument("--eval-seed", type=int, default=0)
+        p.add_argument("--fid-samples", type=_int_arg(2, 1_000_000), default=5000)
+        p.add_argument("--eval-seed", type=_int_arg(), default=0)
 
     def run_args(p):
         p.add_argument("run", help="run directory")
         p.add_argument("--data-dir", default=None, help="folder holding the dataset's files")
-        p.add_argument("--device", default="cpu")
+        p.add_argument("--device", type=_device_arg, default="cpu")
 
     p = sub.add_parser("evaluate", help="kNN and linear probe on a run's frozen encoder")
     run_args(p)
@@ -546,12 +636,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="assignments", action="append", default=[],
                    metavar="KEY=VALUE", help="a parameter for every method that has it")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated (default 0,1,2)")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
+    _add_seed_args(p, "0,1,2")
+    p.add_argument("--epochs", type=_int_arg(0, 1_000_000), default=20)
+    p.add_argument("--lr", type=_float_arg(0, lo_open=True), default=None)
+    p.add_argument("--batch-size", type=_int_arg(1, 1 << 24), default=None)
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", type=_device_arg, default="auto")
     p.add_argument("--out", required=True)
     eval_args(p)
     p.set_defaults(func=cmd_compare)
@@ -564,16 +654,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="throughput: also write the results as JSON")
     p.add_argument("--methods", default=None, help="comma-separated")
     p.add_argument("--datasets", default=None, help="comma-separated")
-    p.add_argument("--seeds", default="0,1,2", help="a count (3 = 0..2) or a list 0,3,7")
+    _add_seed_args(p, "0,1,2")
     p.add_argument("--preset", default=None, help="paper, reference-code or quick")
-    p.add_argument("--epochs", type=int, default=None, help="overrides the preset's")
+    p.add_argument("--epochs", type=_int_arg(0, 1_000_000), default=None,
+                   help="overrides the preset's")
     p.add_argument("--sweep", default=None, help="KEY=V1,V2,... e.g. J=2,4,6,8,10")
     p.add_argument("--set", dest="assignments", action="append", default=[],
                    metavar="KEY=VALUE", help="a parameter for every method that has it")
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=_float_arg(0, lo_open=True), default=None)
+    p.add_argument("--batch-size", type=_int_arg(1, 1 << 24), default=None)
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", type=_device_arg, default="auto")
     p.add_argument("--out", default=None, help="grid folder (required for a grid)")
     p.add_argument("--no-progress", action="store_true")
     eval_args(p)
@@ -587,15 +678,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify-theory",
                        help="check every RPM identity numerically on closed-form problems")
     p.add_argument("--json", default=None, help="also write the rows as JSON")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--scale", type=float, default=1.0,
-                   help="Monte-Carlo sample-size multiplier (default 1)")
+    p.add_argument("--seed", type=_int_arg(), default=0)
+    p.add_argument("--scale", type=_float_arg(0.01, 100.0), default=1.0,
+                   help="Monte-Carlo sample-size multiplier in [0.01, 100] (default 1)")
     p.set_defaults(func=cmd_verify_theory)
 
     p = sub.add_parser("sample", help="class-conditional samples: a Gaussian per label, decoded")
     p.add_argument("run")
-    p.add_argument("--per-class", type=int, default=8)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--per-class", type=_int_arg(1, 1000), default=8)
+    p.add_argument("--seed", type=_int_arg(), default=0)
     p.add_argument("--out", default=None, help="PNG path (default RUN/samples.png)")
     p.add_argument("--data-dir", default=None)
     p.set_defaults(func=cmd_sample)
@@ -603,9 +694,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-decoder",
                        help="fit a decoder on a run's frozen encoder (MSE, early stopping)")
     p.add_argument("run")
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--epochs", type=_int_arg(1, 1_000_000), default=200)
+    p.add_argument("--lr", type=_float_arg(0, lo_open=True), default=1e-4)
+    p.add_argument("--patience", type=_int_arg(1, 1_000_000), default=10)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train_decoder)
@@ -616,8 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = fsub.add_parser("reconstructions", help="test images and each run's reconstructions")
     p.add_argument("runs", nargs="+")
     p.add_argument("--out", required=True)
-    p.add_argument("--n", type=int, default=8, help="images per row")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=_int_arg(1, 64), default=8, help="images per row (1-64)")
+    p.add_argument("--seed", type=_int_arg(), default=0)
     p.add_argument("--data-dir", default=None)
     p.set_defaults(func=cmd_figure)
 
@@ -626,34 +717,45 @@ def build_parser() -> argparse.ArgumentParser:
     esub.required = True
     p = esub.add_parser("moving-balls", help="infonce-rpm-v3 Fig. 1: RBF vs bilinear critic")
     p.add_argument("--out", default="results/moving-balls")
-    p.add_argument("--seeds", default=None, help="a count (5 = seeds 0..4) or a list 0,3,7")
+    _add_seed_args(p, "0,1,2,3,4 (--quick: 0,1)")
     p.add_argument("--quick", action="store_true",
                    help="64x64 frames, 160 frames, 4 epochs, 2 seeds: seconds, for tests")
     p.add_argument("--methods", default=None,
                    help="comma list of rbf, bilinear, supervised, random (default all)")
     p.add_argument("--balls", default=None, help="coloured (default) or identical")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--frames", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--unit", type=float, default=None,
+    p.add_argument("--epochs", type=_int_arg(1, 1_000_000), default=None)
+    p.add_argument("--frames", type=_int_arg(1, 10_000_000), default=None)
+    p.add_argument("--lr", type=_float_arg(-math.inf), default=None)
+    p.add_argument("--unit", type=_float_arg(0, lo_open=True), default=None,
                    help="critic coordinates: pixels from the frame centre divided by this")
-    p.add_argument("--length-scale", type=float, default=None,
+    p.add_argument("--length-scale", type=_float_arg(-math.inf), default=None,
                    help="the RBF critic's initial length-scale (default 1)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", type=_device_arg, default="auto")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_experiment_moving_balls)
 
     p = sub.add_parser("demo", help="the showcase: moving balls, SimVAE vs SimCLR vs VAE, "
                        "content/style, reconstructions; one report")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--epochs", type=int, default=30, help="epochs on digits (default 30)")
-    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--epochs", type=_int_arg(1, 1_000_000), default=30,
+                   help="epochs on digits (default 30)")
+    _add_seed_args(p, "0,1")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``probssl`` command; returns its exit status.
+
+    0 success; 2 bad input (one line naming what is wrong); 3 training diverged; 4 a
+    checkpoint could not be written; 130 interrupted; 1 an internal error (a bug): one line
+    saying where the full traceback was written (``--debug`` prints it instead).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv[:1] or bool(os.environ.get("PROBSSL_DEBUG"))
+    if argv[:1] == ["--debug"]:
+        argv = argv[1:]
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -661,11 +763,40 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, TrainingDiverged, TrainingInterrupted, CheckpointWriteFailed) as exc:
         # expected failures: one line and the class's exit status, never a traceback
         what = {TrainingDiverged: "training diverged", TrainingInterrupted: "interrupted"}
-        print(f"probssl: {what.get(type(exc), 'error')}: {exc}", file=sys.stderr)
+        print(f"probssl: {what.get(type(exc), 'error')}: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("probssl: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `probssl ... | head`: the reader left; nothing more to say
+        return 1
+    except Exception as exc:  # last resort: a bug, never a wall of text
+        if debug or debug_enabled():
+            raise
+        log = _write_crash_log(argv)
+        where = f"full traceback in {log}" if log else "rerun with --debug for the traceback"
+        print(f"probssl: internal error: {type(exc).__name__}: {_one_line(exc)} ({where}; "
+              "please report it)", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def _write_crash_log(argv: list[str]) -> str | None:
+    import tempfile
+    import traceback
+
+    try:
+        fd, path = tempfile.mkstemp(prefix="probssl-crash-", suffix=".log")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"probssl {__version__}; argv: {argv!r}\n")
+            fh.write(traceback.format_exc())
+        return path
+    except OSError:
+        return None
 
 
 def entry() -> None:

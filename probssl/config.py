@@ -16,7 +16,7 @@ Every bad key, type or value raises :class:`~probssl.errors.UserError` naming it
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import sys
 import types
 import typing
@@ -25,6 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from probssl.errors import UserError
+from probssl.userio import (
+    MAX_INT,
+    MAX_NESTING,
+    _guess_depth,
+    nesting_depth,
+    parse_json_text,
+    read_text,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -142,10 +150,22 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
             return value
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            # one bound for every integer setting (seeds, sizes, counts): larger values
+            # overflow torch/numpy seeds and shapes long before they mean anything
+            if abs(value) > MAX_INT:
+                raise UserError(f"{where} must lie in [-{MAX_INT}, {MAX_INT}]; got "
+                                f"{str(value)[:30]}{'...' if len(str(value)) > 30 else ''}")
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an int too large for a float
+                raise UserError(f"{where} is too large; got {str(value)[:30]}...") from None
+            # NaN/inf are refused for every float setting (they pass `x < 0` checks)
+            if not math.isfinite(value):
+                raise UserError(f"{where} must be finite; got {value}")
+            return value
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -231,36 +251,50 @@ def parse_assignments(items: list[str], cls: type, where: str) -> dict[str, Any]
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML (.toml) or YAML (.yaml/.yml) file into a dict; errors name the file."""
+    """Read a TOML (.toml), YAML (.yaml/.yml) or JSON file into a dict; every I/O, decoding
+    or parsing error (binary, not UTF-8, invalid, nested too deep) is one line naming it."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"config file {path} does not exist")
-    text = path.read_text()
     suffix = path.suffix.lower()
-    if suffix == ".toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"{path}: invalid TOML ({exc})") from None
-    elif suffix in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise UserError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or use "
-                            "a .toml file") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            msg = str(exc).replace("\n", " ")
-            raise UserError(f"{path}: invalid YAML ({msg})") from None
-        data = {} if data is None else data
-    elif suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}: invalid JSON ({exc})") from None
-    else:
+    if suffix not in (".toml", ".yaml", ".yml", ".json"):
         raise UserError(f"{path}: config files must end in .toml, .yaml, .yml or .json")
+    text = read_text(path, "config file", max_bytes=1 << 20)
+    where = f"config file {path}"
+    if _guess_depth(text) > MAX_NESTING:
+        raise UserError(f"{where}: nested deeper than {MAX_NESTING} levels")
+    try:
+        if suffix == ".toml":
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                raise UserError(f"{where}: invalid TOML ({_first_line(exc)})") from None
+        elif suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise UserError(f"{where}: reading YAML needs PyYAML (pip install pyyaml), "
+                                "or use a .toml file") from None
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise UserError(f"{where}: invalid YAML ({_first_line(exc)})") from None
+            data = {} if data is None else data
+        else:
+            data = parse_json_text(text, where)
+    except RecursionError:
+        raise UserError(f"{where}: nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. a YAML date out of range
+        raise UserError(f"{where}: unreadable value ({_first_line(exc)})") from None
     if not isinstance(data, dict):
-        raise UserError(f"{path}: the top level must be a table of keys")
+        raise UserError(f"{where}: the top level must be a table of keys, not "
+                        f"{type(data).__name__}")
+    if nesting_depth(data) > MAX_NESTING:
+        raise UserError(f"{where}: nested deeper than {MAX_NESTING} levels")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise UserError(f"{where}: keys must be names; got {bad[0]!r}")
     return data
+
+
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:300]

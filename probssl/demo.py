@@ -23,7 +23,7 @@ from probssl.experiments.report import write_report
 METHODS = ["simvae", "simclr", "vae", "random"]
 
 
-def run_demo(out: Path, epochs: int = 30, seeds: int = 2, progress: bool = True,
+def run_demo(out: Path, epochs: int = 30, seeds: list[int] | int = (0, 1), progress: bool = True,
              log=print, probe_epochs: int = 100) -> Path:
     from probssl.evaluate.generate import frozen_decoder, train_decoder
     from probssl.experiments.figures import reconstruction_figure
@@ -38,7 +38,8 @@ def run_demo(out: Path, epochs: int = 30, seeds: int = 2, progress: bool = True,
                    machine=machine_line())
     log("[demo] 2/4 SimVAE, SimCLR, VAE, random on digits")
     eval_cfg = EvalConfig(probe_epochs=probe_epochs, gmm_n_init=5)
-    seeds_list = list(range(seeds))
+    # a list of seeds, as everywhere (an int is accepted as a count for old callers)
+    seeds_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     plan = plan_grid(METHODS, ["digits"], seeds_list, preset="quick", epochs=epochs,
                      train_overrides={"device": "cpu"})
     run_grid(plan, out / "digits", eval_cfg, progress=progress, log=log)

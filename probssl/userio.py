@@ -238,6 +238,27 @@ def _check_parent(p: Path, flag: str) -> None:
             return
 
 
+def atomic_write(path: str | Path, write: Any) -> Path:
+    """Write a derived file atomically: ``write(fh)`` fills a temporary file beside ``path``,
+    which is then renamed over it, so a reader never sees a half file and a failure leaves
+    whatever was there before."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def debug_enabled() -> bool:
     return bool(os.environ.get("PROBSSL_DEBUG")) or "--debug" in sys.argv
 

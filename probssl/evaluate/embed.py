@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,6 +10,10 @@ import numpy as np
 import torch
 
 from probssl.data.augment import AugmentConfig, preprocess
+from probssl.errors import UserError
+from probssl.userio import file_key, load_npz, warn
+
+CACHE_DIR = "embeddings"
 
 
 @torch.no_grad()
@@ -29,28 +34,78 @@ def compute_embeddings(encode: Callable[[torch.Tensor], torch.Tensor], x: torch.
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 
+def cache_path(run_dir: str | Path, split: str) -> Path:
+    return Path(run_dir) / CACHE_DIR / f"{split}.npz"
+
+
+def _read_cache(path: Path, n: int, dim: int | None
+                ) -> tuple[int, np.ndarray, np.ndarray | None]:
+    """(epoch, z, y) of a cache file, checked: keys, shapes, dtypes, and ``n`` rows of ``dim``
+    columns (the split it caches). Anything else is a :class:`UserError` saying what."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise UserError(f"embedding cache {path}: cannot read it ({exc.strerror or exc})"
+                        ) from None
+    if head != b"PK\x03\x04":  # every .npz is a zip archive
+        raise UserError(f"embedding cache {path} is not an .npz archive "
+                        f"({'empty' if not head else 'no zip header'})")
+    f = load_npz(path, "embedding cache")
+    missing = [k for k in ("z", "y", "has_labels", "epoch") if k not in f]
+    if missing:
+        raise UserError(f"embedding cache {path}: missing array '{missing[0]}'")
+    z, y, has_labels, epoch = f["z"], f["y"], f["has_labels"], f["epoch"]
+    if epoch.shape != () or epoch.dtype.kind not in "iu":
+        raise UserError(f"embedding cache {path}: 'epoch' is not an integer")
+    if has_labels.shape != () or has_labels.dtype.kind != "b":
+        raise UserError(f"embedding cache {path}: 'has_labels' is not a boolean")
+    if z.ndim != 2 or z.dtype.kind != "f" or len(z) != n or (dim is not None and
+                                                             z.shape[1] != dim):
+        raise UserError(f"embedding cache {path}: 'z' has shape {z.shape} ({z.dtype}), "
+                        f"expected ({n}, {dim if dim is not None else 'd'}) floats")
+    if bool(has_labels) and (y.shape != (n,) or y.dtype.kind not in "iu"):
+        raise UserError(f"embedding cache {path}: 'y' has shape {y.shape} ({y.dtype}), "
+                        f"expected ({n},) integers")
+    return int(epoch), z, (y if bool(has_labels) else None)
+
+
 def run_embeddings(loaded, split: str, batch_size: int = 1024,
                    device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
     """(z, y) of a split for a loaded run, cached as ``RUN/embeddings/SPLIT.npz``.
 
-    The cache is keyed by the checkpoint epoch, so it is recomputed after more training.
+    The cache is keyed by the checkpoint epoch, so it is recomputed after more training. A
+    damaged cache (truncated, not an archive, wrong arrays or shapes) is recomputed and
+    replaced, with one warning line; a directory in the cache's place is an error.
     """
-    path = Path(loaded.run_dir) / "embeddings" / f"{split}.npz"
-    if path.is_file():
-        try:
-            with np.load(path) as f:
-                if int(f["epoch"]) == loaded.epoch:
-                    y = f["y"] if f["has_labels"] else None
-                    return f["z"], y
-        except (OSError, KeyError, ValueError):
-            pass  # damaged cache: recompute
+    path = cache_path(loaded.run_dir, split)
     x, y = loaded.resolved.data.split(split)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise UserError(f"embedding cache folder {path.parent} is not a directory; move it "
+                        "out of the way")
+    if path.exists() and not path.is_file():
+        raise UserError(f"embedding cache {path} is a directory, not a file; move it out of "
+                        "the way")
+    if path.exists():
+        dim = getattr(loaded.method.encoder, "latent_dim", None)
+        try:
+            epoch, z_c, y_c = _read_cache(path, len(x), dim if isinstance(dim, int) else None)
+            if epoch == loaded.epoch and (y_c is None) == (y is None):
+                return z_c, y_c
+        except UserError as exc:
+            warn(f"{exc}; recomputing it", key=("embeddings", file_key(path)))
     z = compute_embeddings(loaded.method.encoder.embed, x, loaded.resolved.augment, batch_size,
                            device)
     y_np = y.numpy() if y is not None else None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{split}.tmp.npz")
-    np.savez(tmp, z=z, y=y_np if y_np is not None else np.zeros(0, np.int64),
-             has_labels=y_np is not None, epoch=loaded.epoch)
-    tmp.replace(path)
+    tmp = path.with_name(f".{split}.tmp-{os.getpid()}.npz")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(tmp, z=z, y=y_np if y_np is not None else np.zeros(0, np.int64),
+                 has_labels=y_np is not None, epoch=loaded.epoch)
+        tmp.replace(path)
+    except OSError as exc:
+        raise UserError(f"cannot write embedding cache {path}: {exc.strerror or exc}"
+                        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return z, y_np

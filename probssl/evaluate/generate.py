@@ -8,7 +8,9 @@ a validation split) and saves it as ``RUN/decoder.pt``.
 
 from __future__ import annotations
 
+import io
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from probssl.data.augment import preprocess
 from probssl.errors import UserError
 from probssl.evaluate.embed import compute_embeddings
 from probssl.nn import build_decoder
+from probssl.userio import read_bytes
 
 DECODER_FILE = "decoder.pt"
 
@@ -31,16 +34,40 @@ def frozen_decoder(loaded) -> tuple[torch.nn.Module, str]:
     if dec is not None:
         return dec.eval(), "model"
     path = Path(loaded.run_dir) / DECODER_FILE
-    if not path.is_file():
+    if not path.exists():
         raise UserError(f"{loaded.run_dir}: {loaded.resolved.train.method} has no decoder; "
                         f"fit one first with `probssl train-decoder {loaded.run_dir}`")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if int(state.get("epoch", -1)) != loaded.epoch:
-        raise UserError(f"{path} was fitted to the checkpoint of epoch {state.get('epoch')}, "
+    state = read_decoder_file(path)
+    if state["epoch"] != loaded.epoch:
+        raise UserError(f"{path} was fitted to the checkpoint of epoch {state['epoch']}, "
                         f"the run is now at epoch {loaded.epoch}; run train-decoder again")
     dec = _new_decoder(loaded)
-    dec.load_state_dict(state["decoder"])
+    try:
+        dec.load_state_dict(state["decoder"])
+    except (RuntimeError, TypeError, AttributeError, KeyError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else \
+            type(exc).__name__
+        raise UserError(f"decoder {path} does not match the run's encoder ({first}); run "
+                        "train-decoder again") from None
     return dec.eval(), "trained on the frozen encoder"
+
+
+def read_decoder_file(path: Path) -> dict:
+    """``RUN/decoder.pt`` as written by :func:`train_decoder`; damage (unreadable, truncated,
+    not a tensor archive, wrong structure) is one :class:`UserError` naming it."""
+    data = read_bytes(path, "decoder")
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, not a torch file, disallowed pickle, ...
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+        raise UserError(f"decoder {path} is damaged ({type(exc).__name__}"
+                        f"{': ' + first if first else ''}); run train-decoder again") from None
+    epoch = state.get("epoch") if isinstance(state, dict) else None
+    if not isinstance(state, dict) or not isinstance(state.get("decoder"), dict) or \
+            isinstance(epoch, bool) or not isinstance(epoch, int):
+        raise UserError(f"decoder {path} is not a probssl decoder file (expected "
+                        "'decoder' weights and an integer 'epoch'); run train-decoder again")
+    return state
 
 
 def _new_decoder(loaded) -> torch.nn.Module:
@@ -80,10 +107,10 @@ def class_conditional_samples(loaded, per_class: int = 8, seed: int = 0
     ``per_class`` codes from each and decode: ((n_classes * per_class, C, H, W), labels)."""
     from probssl.evaluate.embed import run_embeddings
 
+    dec, _ = frozen_decoder(loaded)  # first: a missing or damaged decoder fails fast
     z, y = run_embeddings(loaded, "train")
     if y is None:
         raise UserError("class-conditional samples need a labelled dataset")
-    dec, _ = frozen_decoder(loaded)
     gen = torch.Generator().manual_seed(seed)
     codes, labels = [], []
     for c in np.unique(y):
@@ -108,13 +135,13 @@ def generated_samples(loaded, n: int, seed: int = 0, batch_size: int = 512) -> t
     representations rather than each model's prior mismatch."""
     from probssl.evaluate.embed import run_embeddings
 
+    dec, _ = frozen_decoder(loaded)  # first: a missing or damaged decoder fails fast
     z, _ = run_embeddings(loaded, "train")
     z = torch.as_tensor(z, dtype=torch.float64)
     cov = torch.cov(z.T) + 1e-6 * torch.eye(z.shape[1], dtype=torch.float64)
     eps = torch.randn(n, z.shape[1], generator=torch.Generator().manual_seed(seed),
                       dtype=torch.float64)
     codes = (z.mean(0) + eps @ torch.linalg.cholesky(cov).T).float()
-    dec, _ = frozen_decoder(loaded)
     return torch.cat([torch.sigmoid(dec(codes[i:i + batch_size]).float())
                       for i in range(0, n, batch_size)])
 
@@ -126,6 +153,9 @@ def train_decoder(loaded, epochs: int = 200, lr: float = 1e-4, batch_size: int =
     last ``val_fraction`` of them held out for early stopping); saves ``RUN/decoder.pt``."""
     if epochs < 1 or not lr > 0 or batch_size < 1 or patience < 1:
         raise UserError("train-decoder: epochs, batch size and patience >= 1, lr > 0")
+    path = Path(loaded.run_dir) / DECODER_FILE
+    if path.is_dir():  # before the work: it could not be replaced afterwards
+        raise UserError(f"cannot write {path}: it is a directory")
     data, aug = loaded.resolved.data, loaded.resolved.augment
     x = preprocess(data.x_train, aug)
     z = torch.from_numpy(compute_embeddings(loaded.method.encoder.embed, data.x_train, aug,
@@ -163,8 +193,12 @@ def train_decoder(loaded, epochs: int = 200, lr: float = 1e-4, batch_size: int =
     bar.close()
     info = {"epoch": loaded.epoch, "val_mse": best, "epochs_run": len(history),
             "lr": lr, "batch_size": batch_size, "patience": patience}
-    path = Path(loaded.run_dir) / DECODER_FILE
-    tmp = path.with_name(".decoder.tmp.pt")
-    torch.save({"decoder": best_state, **info}, tmp)
-    tmp.replace(path)
+    tmp = path.with_name(f".decoder.tmp-{os.getpid()}.pt")
+    try:
+        torch.save({"decoder": best_state, **info}, tmp)
+        tmp.replace(path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return info

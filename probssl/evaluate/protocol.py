@@ -117,7 +117,7 @@ def extra_evaluations(loaded, cfg: EvalConfig) -> dict:
     out: dict = {}
     data = loaded.resolved.data
     has_decoder = (getattr(loaded.method, "decoder", None) is not None
-                   or (Path(loaded.run_dir) / DECODER_FILE).is_file())
+                   or (Path(loaded.run_dir) / DECODER_FILE).exists())
     if has_decoder:
         out["mse"] = reconstruction_mse(loaded)
         if cfg.fid_features != "none" and data.y_train is not None:

@@ -3,8 +3,11 @@
 Every cell is an ordinary run directory under ``OUT/runs/`` plus a ``result.json`` written
 atomically after its evaluation. A finished cell (result present, same epoch and protocol) is
 never re-run; a killed grid continues where it stopped (a half-trained run resumes from its
-last checkpoint), and reports only ever read finished cells. ``OUT/grid.json`` records the
-grid so ``probssl report OUT`` can lay the tables out.
+last checkpoint, as does a run whose newest checkpoint is damaged), and reports only ever read
+finished cells. A damaged ``result.json`` (or ``eval.json``) is recomputed, with one warning
+line; damage to what cannot be recomputed (a run's config, metrics, all its checkpoints) is one
+error naming the file. ``OUT/grid.json`` records the grid so ``probssl report OUT`` can lay
+the tables out.
 
 Every cell's TrainConfig is built (and so validated) before the first one trains: a typo in
 a method parameter fails in the first second, not an hour into the grid.
@@ -12,7 +15,6 @@ a method parameter fails in the first second, not an hour into the grid.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,14 +26,56 @@ from probssl.config import TrainConfig, build_dataclass, field_names, parse_scal
 from probssl.errors import UserError
 from probssl.evaluate import EvalConfig
 from probssl.evaluate.protocol import extra_evaluations
-from probssl.experiments.compare import _evaluate, _trained, command_line, machine_line
+from probssl.experiments.compare import (
+    _evaluate,
+    _trained,
+    command_line,
+    load_trained,
+    machine_line,
+)
 from probssl.methods import get_method_spec, is_trainable
 from probssl.train import train
-from probssl.train.run import CONFIG_FILE, load_run, read_metrics, write_json_atomic
+from probssl.train.run import CONFIG_FILE, LoadedRun, read_metrics, write_json_atomic
+from probssl.userio import Check, check_output_dir, file_key, read_json_as, safe_name, warn
 
 GRID_FILE = "grid.json"
 RESULT_FILE = "result.json"
 SWEEP_ALIASES = {"J": "n_views"}
+
+_SCALAR = (str, int, float, bool)
+# What a result.json must hold to be trusted (by a resumed bench and by report).
+RESULT_SCHEMA = {
+    "cell": str, "method": str, "dataset": str, "seed": int, "epochs": int, "protocol": dict,
+    "sweep": (None, Check(list, lambda v: len(v) == 2 and isinstance(v[0], str)
+                          and isinstance(v[1], _SCALAR), "[key, value]")),
+    "knn_best": float, "knn_val_k": float, "linear_probe": float, "mlp_probe?": float,
+    "gmm_accuracy?": float, "nmi?": float, "ari?": float, "mse?": float, "fid?": float,
+    "fid_features?": str, "content?": float, "train_seconds?": float,
+    "factors?": {str: {"metric": str, "value": float}},
+    "attributes?": Check({"attributes": {str: float}, "majority": {str: float},
+                          "probe": str, "hair_colour?": float},
+                         lambda a: bool(a["attributes"]) and set(a["attributes"])
+                         <= set(a["majority"]),
+                         "attribute accuracies with a majority baseline for each"),
+}
+# What grid.json must hold (report lays its tables out from it).
+GRID_SCHEMA = {
+    "cells": [Check(str, safe_name, "a plain folder name")],
+    "methods": [str], "datasets": [str], "seeds": [int],
+    "sweep?": (None, {"key": str, "values": [_SCALAR]}),
+    "protocol": {"knn_metric": str, "k_max": int, "probe_lr": float, "probe_epochs": int,
+                 "probe_batch_size": int, "gmm_n_init": int},
+    "command": str, "machine": str,
+}
+
+
+def read_result(path: Path) -> dict:
+    """A cell's result.json, checked against :data:`RESULT_SCHEMA` (one error naming it)."""
+    return read_json_as(path, "bench result", RESULT_SCHEMA)
+
+
+def read_grid(path: Path) -> dict:
+    return read_json_as(path, "bench grid", GRID_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -117,18 +161,25 @@ def plan_grid(methods: list[str], datasets: list[str], seeds: list[int], *,
 
 def _finished(run_dir: Path, eval_cfg: EvalConfig, epochs: int, method: str) -> dict | None:
     path = run_dir / RESULT_FILE
-    if not path.is_file() or not _trained(run_dir, epochs, method):
+    if not path.exists():
+        return None
+    if not path.is_file():
+        raise UserError(f"bench result {path} is not a file; move it out of the way")
+    if not _trained(run_dir, epochs, method):
         return None
     try:
-        res = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None  # a damaged record is recomputed, never trusted
+        res = read_result(path)
+    except UserError as exc:  # a damaged record is recomputed, never trusted
+        warn(f"{exc}; evaluating the cell again", key=("result", file_key(path)))
+        return None
     want = eval_cfg.__dict__
-    return res if res.get("protocol") == want and res.get("epochs") == epochs else None
+    return res if res["protocol"] == want and res["epochs"] == epochs else None
 
 
-def _cell_result(run_dir: Path, cell: Cell, cfg: TrainConfig, eval_cfg: EvalConfig) -> dict:
-    loaded = load_run(run_dir)  # once: evaluation, MSE and factor probes share it
+def _cell_result(run_dir: Path, cell: Cell, cfg: TrainConfig, eval_cfg: EvalConfig,
+                 loaded: LoadedRun) -> dict:
+    # one load: evaluation, MSE and factor probes share it
+    train_seconds = sum(r.get("seconds", 0.0) for r in read_metrics(run_dir))  # fail fast
     ev = _evaluate(run_dir, eval_cfg, loaded)
     res: dict[str, Any] = {"cell": cell.name, "method": cell.method, "dataset": cell.dataset,
                            "seed": cell.seed, "sweep": list(cell.sweep) if cell.sweep else None,
@@ -148,14 +199,19 @@ def _cell_result(run_dir: Path, cell: Cell, cfg: TrainConfig, eval_cfg: EvalConf
         res["factors"], res["content"] = extra["factors"], res["linear_probe"]
     if "attributes" in extra:
         res["attributes"] = extra["attributes"]
-    res["train_seconds"] = sum(r.get("seconds", 0.0) for r in read_metrics(run_dir))
+    res["train_seconds"] = train_seconds
     return res
 
 
 def run_grid(plan: list[tuple[Cell, TrainConfig]], out: Path, eval_cfg: EvalConfig,
              progress: bool = True, log=print) -> list[dict]:
-    out = Path(out)
-    (out / "runs").mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(out)
+    if (out / "runs").exists() and not (out / "runs").is_dir():
+        raise UserError(f"{out / 'runs'} is not a directory; a bench grid keeps its runs there")
+    try:
+        (out / "runs").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create it ({exc.strerror or exc})") from None
     grid = {"cells": [c.name for c, _ in plan], "command": command_line(),
             "machine": machine_line(), "protocol": eval_cfg.__dict__,
             "methods": list(dict.fromkeys(c.method for c, _ in plan)),
@@ -176,11 +232,12 @@ def run_grid(plan: list[tuple[Cell, TrainConfig]], out: Path, eval_cfg: EvalConf
             continue
         bar.set_postfix(cell=cell.name)
         if not _trained(run_dir, cfg.epochs, cell.method):
-            resume = (run_dir / CONFIG_FILE).is_file()
+            resume = (run_dir / CONFIG_FILE).exists()
             what = "training" if is_trainable(cell.method) else "initialising"
             log(f"[bench] {cell.name}: {what}" + (" (resumed)" if resume else ""))
             train(cfg, run_dir, resume=resume, progress=False, verbose=False)
-        res = _cell_result(run_dir, cell, cfg, eval_cfg)
+        loaded = load_trained(run_dir, cfg, log, "[bench]")
+        res = _cell_result(run_dir, cell, cfg, eval_cfg, loaded)
         write_json_atomic(run_dir / RESULT_FILE, res)
         results.append(res)
     bar.close()

@@ -4,19 +4,21 @@ Table 1 (MLP probe / kNN), Table 5 (linear probe / GMM accuracy), Table 6 (NMI /
 Table 7 (reconstruction MSE / FID), the content/style table for data with recorded factors,
 the attribute table and bar figure (Fig. 4-5) for data with attributes (CelebA), and — for a
 swept grid — accuracy against the swept value (the paper's Fig. 6-8 are such grids).
-Mean ± s.e. over seeds; only finished cells are read.
+Mean ± s.e. over seeds; only finished cells are read. A damaged ``grid.json`` is one error
+naming it; a damaged ``result.json`` is left out like an unfinished cell (and counted), with
+one warning line naming it.
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from probssl.errors import UserError
-from probssl.experiments.bench import GRID_FILE, RESULT_FILE
-from probssl.experiments.compare import mean_se
+from probssl.experiments.bench import GRID_FILE, RESULT_FILE, read_grid, read_result
+from probssl.experiments.compare import mean_se, write_text_file
+from probssl.userio import check_output_file, warn
 
 PAIRS = [
     ("Table 1: MLP probe / kNN accuracy (%)", "mlp_probe", "knn_best", 100),
@@ -34,20 +36,35 @@ def _fmt(values: list[float], scale: float) -> str:
 
 def load_grid(grid_dir: Path) -> tuple[dict, list[dict], int]:
     grid_dir = Path(grid_dir)
-    if not (grid_dir / GRID_FILE).is_file():
+    if not (grid_dir / GRID_FILE).exists():
         raise UserError(f"{grid_dir} is not a bench grid (no {GRID_FILE}); run probssl bench")
-    grid = json.loads((grid_dir / GRID_FILE).read_text())
+    grid = read_grid(grid_dir / GRID_FILE)
     results, missing = [], 0
     for name in grid["cells"]:
         path = grid_dir / "runs" / name / RESULT_FILE
+        if not path.exists():
+            missing += 1  # unfinished cells are left out, and counted
+            continue
         try:
-            results.append(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError):
-            missing += 1  # unfinished (or damaged) cells are left out, and counted
+            results.append(read_result(path))
+        except UserError as exc:  # so are damaged ones, and said so
+            warn(f"{exc}; the cell is left out of the report")
+            missing += 1
     return grid, results, missing
 
 
+def _check_report_path(grid_dir: Path, out: Path) -> Path:
+    """``out`` must not be the grid's own record nor a file of one of its cells."""
+    out = check_output_file(out, "--out", protect=[grid_dir / GRID_FILE])
+    runs = (grid_dir / "runs").resolve()
+    if out.resolve() == (grid_dir / GRID_FILE).resolve() or runs in out.resolve().parents:
+        raise UserError(f"--out {out} would overwrite a file of the grid {grid_dir}; choose "
+                        "another path")
+    return out
+
+
 def write_report(grid_dir: Path, out: Path) -> Path:
+    out = _check_report_path(Path(grid_dir), Path(out))
     grid, results, missing = load_grid(grid_dir)
     methods, datasets = grid["methods"], grid["datasets"]
     by: dict[tuple, list[dict]] = defaultdict(list)
@@ -95,9 +112,12 @@ def write_report(grid_dir: Path, out: Path) -> Path:
               f"{proto['probe_epochs']} epochs, batch {proto['probe_batch_size']}; GMM full "
               f"covariance, n_init {proto['gmm_n_init']}.",
               f"Grid command: `{grid['command']}`  ", f"Machine: {grid['machine']}", ""]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create {out.parent} ({exc.strerror or exc})"
+                        ) from None
+    write_text_file(out, "\n".join(lines))
     if sweep is not None:
         _sweep_figure(sweep, methods, datasets, by, out.with_suffix(".png"))
     if any("attributes" in r for r in results):
@@ -132,7 +152,7 @@ def _attribute_table(methods, datasets, by, sv, suffix) -> list[str]:
             return f"| {label} | {majority} | " + " | ".join(cells) + " |"
 
         for n in names:
-            maj = rs_any[0]["attributes"]["majority"][n]
+            maj = rs_any[0]["attributes"]["majority"][n]  # RESULT_SCHEMA: one for each
             lines.append(row(n, lambda a, n=n: a["attributes"].get(n), f"{100 * maj:.1f}"))
         lines.append(row(f"**mean of {len(names)}**", lambda a: sum(a["attributes"].values())
                          / len(a["attributes"])))
@@ -157,7 +177,8 @@ def _attribute_figure(methods, datasets, by, path: Path) -> None:
             rs = [r["attributes"] for r in by.get((m, d, None), []) if "attributes" in r]
             if not rs:
                 continue
-            vals = [mean_se([100 * a["attributes"][n] for a in rs])[0] for n in names[:-1]]
+            vals = [mean_se([100 * a["attributes"][n] for a in rs if n in a["attributes"]]
+                            or [0.0])[0] for n in names[:-1]]
             vals.append(mean_se([100 * a["hair_colour"] for a in rs if "hair_colour" in a])[0]
                         if any("hair_colour" in a for a in rs) else 0.0)
             ax.bar([j + i * width for j in range(len(names))], vals, width, label=m)
@@ -181,8 +202,9 @@ def _style_table(methods, datasets, by, sv, suffix) -> list[str]:
                   "|---|---|" + "---|" * len(names)]
         for m in methods:
             rs = [r for r in by.get((m, d, sv), []) if "factors" in r]
-            cells = [_fmt([r["content"] for r in rs], 100)] + \
-                [_fmt([r["factors"][n]["value"] for r in rs], 100) for n in names]
+            cells = [_fmt([r["content"] for r in rs if "content" in r], 100)] + \
+                [_fmt([r["factors"][n]["value"] for r in rs if n in r["factors"]], 100)
+                 for n in names]
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines

@@ -45,6 +45,8 @@ class VICRegConfig(MethodConfig):
 
 
 class VICReg(Method):
+    min_batch_size = 2  # the variance term needs two images per step
+
     def __init__(self, config: VICRegConfig, image_shape: tuple[int, int, int]):
         super().__init__(config)
         self.encoder = build_encoder(config.arch, image_shape, config.latent_dim,

@@ -3,9 +3,12 @@
 ``epoch-0003.pt`` holds the state after 3 complete epochs; ``epoch-0003-step-000050.pt`` the
 state 50 steps into the 4th (periodic ``checkpoint_every`` saves and Ctrl-C). Beside each a
 ``.sha256`` file records the digest of the bytes written. A checkpoint that fails to load
-(truncated, corrupt, digest mismatch) is reported by name and skipped in favour of the
-previous one. A write that fails (e.g. a full disk) leaves the previous checkpoints intact and
-no partial file behind.
+(truncated, corrupt, digest mismatch, a damaged ``.sha256`` file) is reported by name — one
+warning line — and skipped in favour of the previous one; when no checkpoint of a run loads,
+that is one error naming them. A file or folder in the way of a checkpoint's name (a
+directory called ``epoch-0001.pt``) is an error, since a later save could not replace it. A
+write that fails (e.g. a full disk) leaves the previous checkpoints intact and no partial file
+behind.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ import hashlib
 import io
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from probssl.errors import IntegrityError
+from probssl.errors import IntegrityError, UserError
+from probssl.userio import file_key, read_bytes, warn
 
 PATTERN = re.compile(r"^epoch-(\d+)(?:-step-(\d+))?\.pt$")
+DIGEST = re.compile(r"^[0-9a-f]{64}$")
+# A sidecar holds "<64 hex digits>  <name>\n"; anything much longer is not one.
+MAX_SIDECAR_BYTES = 4096
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -81,10 +87,15 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     if not folder.is_dir():
         return []
     found = []
-    for p in folder.iterdir():
-        m = PATTERN.match(p.name)
+    try:
+        names = [p.name for p in folder.iterdir()]
+    except OSError as exc:
+        raise UserError(f"cannot list the checkpoints in {folder}: {exc.strerror or exc}"
+                        ) from None
+    for name in names:
+        m = PATTERN.match(name)
         if m:
-            found.append((int(m.group(1)), int(m.group(2) or 0), p))
+            found.append((int(m.group(1)), int(m.group(2) or 0), folder / name))
     return [(e, p) for e, _, p in sorted(found)]
 
 
@@ -102,31 +113,111 @@ def save_checkpoint(state: dict[str, Any], run_dir: Path, epoch: int, keep: int,
     return path
 
 
+def _recorded_digest(side: Path) -> str:
+    """The sha256 a sidecar records; a damaged sidecar is an :class:`IntegrityError`."""
+    try:
+        data = read_bytes(side, "checkpoint digest file", MAX_SIDECAR_BYTES)
+    except UserError as exc:
+        raise IntegrityError(str(exc)) from None
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise IntegrityError(f"{side}: damaged digest file (binary, not a sha256 line)"
+                             ) from None
+    words = text.split()
+    if not words:
+        raise IntegrityError(f"{side}: damaged digest file (empty)")
+    if not DIGEST.match(words[0].lower()):
+        raise IntegrityError(f"{side}: damaged digest file ({words[0][:20]!r} is not a "
+                             "sha256 hex digest)")
+    return words[0].lower()
+
+
+def _check_state(state: Any, path: Path) -> dict[str, Any]:
+    """The structure every reader relies on (the trainer also reads ``rng``, ``history``,
+    ``step`` and ``partial`` when present)."""
+    if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
+        raise IntegrityError(f"{path}: not a probssl checkpoint")
+    checks = [("model", dict, False), ("epoch", int, False), ("step", int, True),
+              ("rng", list | tuple, True), ("history", list, True),
+              ("partial", list | tuple, True), ("config", dict, True),
+              ("optimizer", dict, True)]
+    for key, tp, nullable in checks:
+        value = state.get(key)
+        if value is None and nullable:
+            continue
+        if isinstance(value, bool) or not isinstance(value, tp) or \
+                (tp is int and value < 0):
+            raise IntegrityError(f"{path}: not a probssl checkpoint ('{key}' is "
+                                 f"{type(value).__name__})")
+    return state
+
+
 def load_checkpoint_file(path: Path) -> dict[str, Any]:
+    """A checkpoint's state, after checking its bytes against the ``.sha256`` beside it
+    (when there is one). Any damage is an :class:`IntegrityError` naming the file."""
+    path = Path(path)
     side = _sidecar(path)
-    if side.is_file():
-        want = side.read_text().split()[0] if side.read_text().strip() else ""
-        got = hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        data = read_bytes(path, "checkpoint")
+    except UserError as exc:
+        raise IntegrityError(str(exc)) from None
+    if side.exists() or side.is_symlink():
+        want = _recorded_digest(side)
+        got = hashlib.sha256(data).hexdigest()
         if want != got:
             raise IntegrityError(f"{path}: sha256 {got[:12]}… does not match the recorded "
                                  f"{want[:12]}… (damaged file)")
     try:
         # Our own files: they hold RNG states (numpy arrays, tuples), not only tensors.
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
     except Exception as exc:  # truncated zip, bad pickle, ...: a damaged file
         raise IntegrityError(f"{path}: unreadable checkpoint ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
-    if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
-        raise IntegrityError(f"{path}: not a probssl checkpoint")
-    return state
+                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''})"
+                             ) from None
+    return _check_state(state, path)
+
+
+def _check_not_in_the_way(run_dir: Path) -> None:
+    """A directory (or other non-file) named like a checkpoint or its sidecar could never be
+    replaced by a save: refuse the run before anything is loaded or written. So is a file
+    called ``checkpoints``."""
+    folder = checkpoint_dir(run_dir)
+    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+        raise UserError(f"{folder} is not a directory; a run keeps its checkpoints there")
+    for _, path in list_checkpoints(run_dir):
+        for p in (path, _sidecar(path)):
+            if (p.exists() or p.is_symlink()) and not p.is_file():
+                what = "a directory" if p.is_dir() else "not a regular file"
+                raise UserError(f"{p} is {what}, not a checkpoint file; move it out of "
+                                f"{checkpoint_dir(run_dir)}")
+
+
+def load_latest_with_path(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """(path, state) of the newest checkpoint that loads; None if the run has none yet.
+
+    A damaged checkpoint newer than the one returned is reported as one warning line each
+    (once per process). If checkpoints exist but none loads, that is one
+    :class:`IntegrityError` naming each."""
+    _check_not_in_the_way(run_dir)
+    failures = []
+    for _, path in reversed(list_checkpoints(run_dir)):
+        try:
+            state = load_checkpoint_file(path)
+        except IntegrityError as exc:
+            failures.append((path, exc))
+            continue
+        for bad, exc in failures:
+            warn(f"{exc}; falling back to the previous checkpoint",
+                 key=("checkpoint", file_key(bad, _sidecar(bad))))
+        return path, state
+    if failures:
+        raise IntegrityError(f"no checkpoint of {run_dir} loads: "
+                             + "; ".join(str(exc) for _, exc in failures))
+    return None
 
 
 def load_latest(run_dir: Path) -> dict[str, Any] | None:
-    """The newest checkpoint that loads; damaged ones are reported on stderr and skipped."""
-    for _, path in reversed(list_checkpoints(run_dir)):
-        try:
-            return load_checkpoint_file(path)
-        except IntegrityError as exc:
-            print(f"probssl: warning: {exc}; falling back to the previous checkpoint",
-                  file=sys.stderr)
-    return None
+    """The newest checkpoint that loads (see :func:`load_latest_with_path`)."""
+    found = load_latest_with_path(run_dir)
+    return None if found is None else found[1]

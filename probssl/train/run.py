@@ -30,6 +30,7 @@ from probssl.data import DATASETS, ImageDataset, get_preset, load_dataset
 from probssl.data.augment import AugmentConfig, with_strength
 from probssl.errors import UserError
 from probssl.methods import MethodConfig, make_method_config
+from probssl.userio import MAX_INT, read_json_as, read_jsonl_as
 
 CONFIG_FILE = "config.json"
 META_FILE = "meta.json"
@@ -70,12 +71,26 @@ def resolve(train: TrainConfig, data: ImageDataset | None = None) -> ResolvedRun
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON via a temp file and a rename: ``path`` holds the old or the new
+    content, never a part. A path that cannot be written (a directory in the way, no space,
+    no permission) is one error naming it, and leaves no temp file behind."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a directory")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_run_files(run_dir: Path, resolved: ResolvedRun, extra: dict[str, Any]) -> None:
+    for name in (CONFIG_FILE, META_FILE):  # both writable, or neither is written
+        if (run_dir / name).is_dir():
+            raise UserError(f"cannot write {run_dir / name}: it is a directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_dir / CONFIG_FILE, resolved.config_dict())
     meta = {
@@ -93,22 +108,42 @@ def write_run_files(run_dir: Path, resolved: ResolvedRun, extra: dict[str, Any])
     write_json_atomic(run_dir / META_FILE, meta)
 
 
+# What config.json must hold (fields added to TrainConfig later may be missing in older
+# runs; these were there from the first version). Values are then checked by TrainConfig.
+CONFIG_SCHEMA = {"train": {"method": str, "dataset": str, "epochs": int, "seed": int,
+                           "params": dict},
+                 "method?": dict}
+
+
+def _check_int_range(obj: dict[str, Any], where: str, at: str) -> None:
+    """Every integer of a saved config fits the libraries (seeds, counts, sizes)."""
+    for key, value in obj.items():
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+            raise UserError(f"{where}: '{at}.{key}' is out of range (magnitude above {MAX_INT})")
+
+
 def read_run_config(run_dir: Path) -> TrainConfig:
-    """The TrainConfig saved in a run directory (its ``params`` = the full method config)."""
+    """The TrainConfig saved in a run directory (its ``params`` = the full method config).
+
+    Any damage (unreadable, not JSON, wrong structure, a wrong type or value) is one
+    :class:`UserError` naming ``config.json``."""
     run_dir = Path(run_dir)
     path = run_dir / CONFIG_FILE
     if not run_dir.is_dir():
-        raise UserError(f"run directory {run_dir} does not exist")
-    if not path.is_file():
+        raise UserError(f"run directory {run_dir} " + ("is not a directory" if run_dir.exists()
+                                                       else "does not exist"))
+    if not path.exists():
         raise UserError(f"{run_dir} is not a probssl run (no {CONFIG_FILE})")
+    where = f"run config {path}"
+    saved = read_json_as(path, "run config", CONFIG_SCHEMA)
+    train = dict(saved["train"])
+    _check_int_range(train, where, "train")
+    _check_int_range(train["params"], where, "train.params")
+    train["params"] = _with_legacy_defaults(train["method"], dict(train["params"]))
     try:
-        saved = json.loads(path.read_text())
-        train = dict(saved["train"])
-        train["params"] = _with_legacy_defaults(train.get("method", "vae"),
-                                                dict(train.get("params") or {}))
-        return build_dataclass(TrainConfig, train, f"{path}")
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-        raise UserError(f"{path}: unreadable run config ({exc})") from None
+        return build_dataclass(TrainConfig, train, "train")
+    except UserError as exc:
+        raise UserError(f"{where}: {exc}") from None
 
 
 def _with_legacy_defaults(method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -122,11 +157,26 @@ def _with_legacy_defaults(method: str, params: dict[str, Any]) -> dict[str, Any]
     return {**{k: v for k, v in legacy.items() if k not in params}, **params}
 
 
+# One row of metrics.jsonl: the epoch and its wall time (the losses vary by method).
+METRICS_ROW = {"epoch": int, "seconds?": float}
+
+
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of ``metrics.jsonl`` (none if the file does not exist yet); a damaged line is
+    one :class:`UserError` naming file and line.
+
+    A row for an epoch already logged means training resumed from an earlier checkpoint (the
+    newest was damaged) and redid that epoch: the later rows replace the earlier ones, so the
+    result is the history of the run as it now stands."""
     path = Path(run_dir) / METRICS_FILE
-    if not path.is_file():
+    if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows: list[dict[str, Any]] = []
+    for row in read_jsonl_as(path, "metrics", METRICS_ROW):
+        while rows and rows[-1]["epoch"] >= row["epoch"]:
+            rows.pop()
+        rows.append(row)
+    return rows
 
 
 @dataclass
@@ -148,14 +198,40 @@ def load_run(run_dir: str | Path, data_dir: str | None = None,
     if data_dir is not None:
         cfg.data_dir = data_dir
     resolved = resolve(cfg)
+    found = ckpt.load_latest_with_path(run_dir)
+    if found is None:
+        raise UserError(f"{run_dir} has no checkpoint (train it first)")
+    path, state = found
+    check_checkpoint_matches_config(resolved, state, path, run_dir / CONFIG_FILE)
     method = build_method(cfg.method, resolved.method, resolved.data.image_shape)
-    state = ckpt.load_latest(run_dir)
-    if state is None:
-        raise UserError(f"{run_dir} has no loadable checkpoint (train it first)")
     try:
         method.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise UserError(f"{run_dir}: checkpoint does not match its config "
-                        f"({str(exc).splitlines()[0]})") from None
+    except (RuntimeError, TypeError, AttributeError, KeyError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else \
+            type(exc).__name__
+        raise UserError(f"checkpoint {path} does not match the run config "
+                        f"{run_dir / CONFIG_FILE} ({first})") from None
     method.to(device).eval()
     return LoadedRun(run_dir, resolved, method, int(state["epoch"]))
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, list | tuple) else value
+
+
+def check_checkpoint_matches_config(resolved: ResolvedRun, state: dict[str, Any], path: Path,
+                       config_path: Path) -> None:
+    """The method config of ``config.json`` is the one the checkpoint was trained with (each
+    checkpoint records it): an edited or damaged config fails here, naming the field, before
+    any network is built from it."""
+    saved = state.get("config")
+    saved = saved.get("method") if isinstance(saved, dict) else None
+    if not isinstance(saved, dict):
+        return  # a checkpoint that does not record its config: load_state_dict checks
+    now = asdict(resolved.method)
+    diff = sorted(k for k in saved if k in now and _plain(saved[k]) != _plain(now[k]))
+    if diff:
+        k = diff[0]
+        raise UserError(f"run config {config_path} does not match its checkpoint {path}: "
+                        f"params.{k} is {now[k]!r} in the config, {saved[k]!r} in the "
+                        "checkpoint")

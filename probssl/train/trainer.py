@@ -54,10 +54,13 @@ from probssl.train.run import (
     CONFIG_FILE,
     METRICS_FILE,
     ResolvedRun,
+    check_checkpoint_matches_config,
+    read_metrics,
     read_run_config,
     resolve,
     write_run_files,
 )
+from probssl.userio import atomic_write
 
 # Keys that may differ between the original run and a resumed one.
 RESUMABLE_CHANGES = {"epochs", "device", "download", "data_dir", "amp", "tensorboard",
@@ -100,7 +103,25 @@ class _StopRequest:
                 signal.signal(s, h)
 
 
+def check_device(name: str) -> str:
+    """``name`` if it is auto, cpu, cuda or cuda:N and usable on this machine; otherwise
+    one user error naming what is wrong (checked before any work starts)."""
+    name = str(name).strip()
+    if name in ("auto", "cpu"):
+        return name
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise UserError(f"device {name!r} requested but CUDA is not available on this "
+                            "machine (use --device cpu or auto)")
+        if name != "cuda" and int(name[5:]) >= torch.cuda.device_count():
+            raise UserError(f"device {name!r}: this machine has {torch.cuda.device_count()} "
+                            "CUDA device(s)")
+        return name
+    raise UserError(f"device must be auto, cpu, cuda or cuda:N; got {name!r}")
+
+
 def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
+    name = check_device(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
@@ -219,17 +240,102 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     return result
 
 
+def _n_batches(n: int, batch_size: int) -> int:
+    """Steps per epoch: ceil(n / batch_size), except that a last batch of a single image is
+    merged into the one before (batch statistics — VICReg's variance, batch norm — need two
+    images; e.g. 1,438 digits with batch 479 would leave one)."""
+    n_batches = math.ceil(n / batch_size)
+    return n_batches - 1 if n_batches > 1 and n % batch_size == 1 else n_batches
+
+
+def _min_batch(method: Method) -> int:
+    """Images a step needs: 2 for methods with batch statistics (batch norm anywhere, or a
+    method that declares it, e.g. VICReg's variance), else 1."""
+    bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in method.modules())
+    return max(2 if bn else 1, int(getattr(method, "min_batch_size", 1)))
+
+
+def _available_memory() -> int:
+    """Bytes this process may still allocate (MemAvailable), or physical memory."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    from probssl.userio import memory_bytes
+
+    return memory_bytes()
+
+
+def estimate_memory(cfg: TrainConfig, resolved: ResolvedRun) -> dict[str, int]:
+    """Bytes a training step needs, by cause, estimated before anything is allocated: the
+    network (built on the meta device: no memory) with its gradients and Adam's two moments,
+    and one step's views (the augmentation holds about three copies)."""
+    data = resolved.data
+    try:
+        with torch.device("meta"):
+            net = build_method(cfg.method, resolved.method, data.image_shape)
+        n_params = sum(p.numel() for p in net.parameters())
+    except (RuntimeError, NotImplementedError):  # an initialiser that reads values
+        n_params = 0  # (e.g. RPM's dynamics prior): the views estimate still applies
+    pixels = math.prod(data.image_shape)
+    n_views = int(getattr(resolved.method, "n_views", 1))
+    return {"network": n_params * 4 * 4,
+            "views": cfg.batch_size * n_views * pixels * 4 * 3}
+
+
+def check_memory(cfg: TrainConfig, resolved: ResolvedRun, device: torch.device) -> None:
+    """Refuse, with one line naming the setting, a run whose step cannot fit in memory."""
+    need = estimate_memory(cfg, resolved)
+    if device.type == "cuda":
+        have = torch.cuda.get_device_properties(device).total_memory
+        where = f"{device} has"
+    else:
+        have = _available_memory()
+        where = "this machine has"
+    if sum(need.values()) <= have:
+        return
+    gib = 2**30
+    if need["network"] >= need["views"]:
+        p = resolved.method
+        sizes = ", ".join(f"{k}={getattr(p, k)}" for k in ("latent_dim", "hidden_dim", "width")
+                          if hasattr(p, k))
+        raise UserError(f"the {cfg.method} network ({sizes}) needs about "
+                        f"{need['network'] / gib:.3g} GiB for weights, gradients and Adam; "
+                        f"{where} {have / gib:.3g} GiB available")
+    raise UserError(f"one step's views (batch_size {cfg.batch_size} x n_views "
+                    f"{getattr(resolved.method, 'n_views', 1)} images of "
+                    f"{'x'.join(map(str, resolved.data.image_shape))}) need about "
+                    f"{need['views'] / gib:.3g} GiB; {where} {have / gib:.3g} GiB available "
+                    "— lower batch_size or n_views")
+
+
+def _truncate_metrics(run_dir: Path, epochs: int) -> None:
+    """Keep the metric rows of the first ``epochs`` epochs only (atomically)."""
+    if not (run_dir / METRICS_FILE).exists():
+        return
+    rows = [r for r in read_metrics(run_dir) if int(r.get("epoch", 0)) <= epochs]
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    if text.encode() != (run_dir / METRICS_FILE).read_bytes():
+        atomic_write(run_dir / METRICS_FILE, lambda fh: fh.write(text.encode()))
+
+
 def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbose: bool,
            dist_info: DistInfo) -> TrainResult:
     device = resolve_device(cfg.device, dist_info)
     resolved: ResolvedRun = resolve(cfg)
     data = resolved.data
+    check_memory(cfg, resolved, device)  # before the network and the views are allocated
     seed_everything(cfg.seed)
     method = build_method(cfg.method, resolved.method, data.image_shape).to(device)
     # With next-frame views an "item" is a start frame t with t + J - 1 still in the sequence.
     n_train = len(data.x_train) - (method.n_views - 1 if cfg.views == "next-frame" else 0)
     if n_train < 1:
         raise UserError(f"next-frame views need more than {method.n_views - 1} frames")
+    if method.trainable and cfg.batch_size < _min_batch(method):
+        raise UserError(f"batch_size {cfg.batch_size}: {cfg.method} needs at least "
+                        f"{_min_batch(method)} images per step (batch statistics)")
     if method.trainable and cfg.batch_size > n_train // dist_info.world_size:
         raise UserError(f"batch_size {cfg.batch_size} is larger than the "
                         f"{n_train // dist_info.world_size} training images per process")
@@ -241,12 +347,19 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
                            fused=device.type in ("cpu", "cuda")) if method.trainable else None
     start_epoch, start_step, history, partial = 0, 0, [], None
     if resume:
-        state = ckpt.load_latest(run_dir)
-        if state is not None:
-            method.load_state_dict(state["model"])
-            if opt is not None and state.get("optimizer") is not None:
-                opt.load_state_dict(state["optimizer"])
-            rng = state["rng"]
+        found = ckpt.load_latest_with_path(run_dir)
+        state = None if found is None else found[1]
+        if found is not None:
+            check_checkpoint_matches_config(resolved, state, found[0], run_dir / CONFIG_FILE)
+            try:
+                method.load_state_dict(state["model"])
+                if opt is not None and state.get("optimizer") is not None:
+                    opt.load_state_dict(state["optimizer"])
+            except (RuntimeError, ValueError, KeyError) as exc:
+                raise UserError(f"checkpoint {found[0]} does not match "
+                                f"{run_dir / CONFIG_FILE} ({str(exc).splitlines()[0][:200]})"
+                                ) from None
+            rng = state.get("rng") or []
             if len(rng) == dist_info.world_size:
                 _set_rng_state(rng[dist_info.rank], aug_gen)
             else:  # resumed on a different number of processes: fresh, distinct streams
@@ -259,11 +372,19 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
                 start_step = int(state["step"])
                 partial = (state.get("partial") or [None] * dist_info.world_size)[
                     dist_info.rank]
+    if resume and start_step == 0 and start_epoch >= cfg.epochs:
+        # nothing to train: never rewrite a finished run's files (config, meta, metrics)
+        if start_epoch > cfg.epochs:
+            raise UserError(f"--resume --epochs {cfg.epochs}: {run_dir} has already trained "
+                            f"{start_epoch} epochs; pass --epochs > {start_epoch} to continue")
+        return TrainResult(run_dir, start_epoch, history, method)
     if dist_info.is_main:
         write_run_files(run_dir, resolved, {"device": str(device),
                                             "world_size": dist_info.world_size})
         if not resume:
             (run_dir / METRICS_FILE).unlink(missing_ok=True)
+        else:  # resumed from an older checkpoint (fallback): drop rows it does not cover
+            _truncate_metrics(run_dir, start_epoch)
     barrier(dist_info)
 
     def save(epoch: int, step: int = 0, partial_state: dict | None = None) -> None:
@@ -325,7 +446,7 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
             for epoch in range(start_epoch, cfg.epochs):
                 method.train()
                 order = epoch_order(n_train, cfg.seed, epoch, dist_info).to(device)
-                n_batches = math.ceil(len(order) / cfg.batch_size)
+                n_batches = _n_batches(len(order), cfg.batch_size)
                 first = start_step if epoch == start_epoch else 0
                 sums: dict[str, torch.Tensor] = {}
                 n_views_seen, elapsed = 0, 0.0
@@ -339,7 +460,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
                            leave=False, disable=(not show) or None, unit="step",
                            initial=first, total=n_batches)
                 for step in bar:
-                    idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+                    # the last batch takes the remainder (a lone image joins the one before)
+                    end = len(order) if step == n_batches - 1 else (step + 1) * cfg.batch_size
+                    idx = order[step * cfg.batch_size:end]
                     if cfg.views == "next-frame":
                         frames = idx.unsqueeze(1) + torch.arange(method.n_views, device=device)
                         views = preprocess(x_all[frames.flatten()], resolved.augment).unflatten(

@@ -57,7 +57,7 @@ def test_critic_loss_prefers_matching_targets():
 
 def test_quick_experiment_writes_table_metrics_figure_and_resumes(tmp_path):
     out = tmp_path / "mb"
-    p = run_cli("experiment", "moving-balls", "--quick", "--seeds", "2", "--out", out,
+    p = run_cli("experiment", "moving-balls", "--quick", "--n-seeds", "2", "--out", out,
                 "--no-progress")
     assert p.returncode == 0, p.stderr
     for name in ("table.md", "metrics.json", "fig1.png"):
