@@ -26,6 +26,10 @@ for _ in range(3):
     opt.zero_grad()
     model(torch.randn(16, 8)).pow(2).mean().backward()
     opt.step()
+# the job's last collective is backward's gradient all-reduce (e.g. a gradient-norm report
+# after the last step), then teardown: the pattern that aborted about one exit in three
+opt.zero_grad()
+model(torch.randn(16, 8)).pow(2).mean().backward()
 if sys.argv[1] == "old":
     dist.destroy_process_group()
 else:
