@@ -33,7 +33,7 @@ from probssl.errors import (
     TrainingInterrupted,
     UserError,
 )
-from probssl.userio import MAX_INT, check_output_dir, check_output_file, debug_enabled
+from probssl.userio import MAX_INT, check_output_dir, check_output_file
 
 # TrainConfig fields exposed as flags (flag name -> field); the rest via the config file.
 TRAIN_FLAGS: dict[str, tuple[str, type, str]] = {
@@ -771,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `probssl ... | head`: the reader left; nothing more to say
         return 1
     except Exception as exc:  # last resort: a bug, never a wall of text
-        if debug or debug_enabled():
+        if debug:
             raise
         log = _write_crash_log(argv)
         where = f"full traceback in {log}" if log else "rerun with --debug for the traceback"

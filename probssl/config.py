@@ -153,7 +153,8 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
             # one bound for every integer setting (seeds, sizes, counts): larger values
             # overflow torch/numpy seeds and shapes long before they mean anything
             if abs(value) > MAX_INT:
-                raise UserError(f"{where} must lie in [-{MAX_INT}, {MAX_INT}]; got "
+                raise UserError(f"{where} is out of range (must lie in [-{MAX_INT}, "
+                                f"{MAX_INT}]); got "
                                 f"{str(value)[:30]}{'...' if len(str(value)) > 30 else ''}")
             return value
     elif tp is float:

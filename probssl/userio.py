@@ -147,36 +147,6 @@ def load_npz(path: str | Path, what: str = "file", allow_pickle: bool = False
         raise UserError(f"{what} {path} is a single .npy array, not an .npz archive") from None
 
 
-# -- numbers ------------------------------------------------------------------------------
-
-
-def check_int(value: Any, name: str, lo: int | None = None, hi: int = MAX_INT) -> int:
-    """An int within [lo, hi] (bools refused); the message names the setting."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise UserError(f"{name} must be an integer; got {value!r}")
-    value = int(value)
-    if lo is not None and value < lo:
-        raise UserError(f"{name} must be >= {lo}; got {value}")
-    if value > hi:
-        raise UserError(f"{name} must be <= {hi}; got {value}")
-    return value
-
-
-def check_float(value: Any, name: str, lo: float | None = None, hi: float | None = None,
-                lo_open: bool = False) -> float:
-    """A finite float within range; NaN and inf are refused with the setting's name."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise UserError(f"{name} must be a number; got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise UserError(f"{name} must be finite; got {value}")
-    if lo is not None and (value <= lo if lo_open else value < lo):
-        raise UserError(f"{name} must be {'>' if lo_open else '>='} {lo}; got {value}")
-    if hi is not None and value > hi:
-        raise UserError(f"{name} must be <= {hi}; got {value}")
-    return value
-
-
 # -- output paths -------------------------------------------------------------------------
 
 # Files that belong to a run; no command other than `train` may write over them.
@@ -257,10 +227,6 @@ def atomic_write(path: str | Path, write: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def debug_enabled() -> bool:
-    return bool(os.environ.get("PROBSSL_DEBUG")) or "--debug" in sys.argv
 
 
 # -- user data files: regular files, memory bounds, .npz archives, images -----------------

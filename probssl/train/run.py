@@ -30,7 +30,7 @@ from probssl.data import DATASETS, ImageDataset, get_preset, load_dataset
 from probssl.data.augment import AugmentConfig, with_strength
 from probssl.errors import UserError
 from probssl.methods import MethodConfig, make_method_config
-from probssl.userio import MAX_INT, read_json_as, read_jsonl_as
+from probssl.userio import read_json_as, read_jsonl_as
 
 CONFIG_FILE = "config.json"
 META_FILE = "meta.json"
@@ -115,13 +115,6 @@ CONFIG_SCHEMA = {"train": {"method": str, "dataset": str, "epochs": int, "seed":
                  "method?": dict}
 
 
-def _check_int_range(obj: dict[str, Any], where: str, at: str) -> None:
-    """Every integer of a saved config fits the libraries (seeds, counts, sizes)."""
-    for key, value in obj.items():
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
-            raise UserError(f"{where}: '{at}.{key}' is out of range (magnitude above {MAX_INT})")
-
-
 def read_run_config(run_dir: Path) -> TrainConfig:
     """The TrainConfig saved in a run directory (its ``params`` = the full method config).
 
@@ -137,8 +130,6 @@ def read_run_config(run_dir: Path) -> TrainConfig:
     where = f"run config {path}"
     saved = read_json_as(path, "run config", CONFIG_SCHEMA)
     train = dict(saved["train"])
-    _check_int_range(train, where, "train")
-    _check_int_range(train["params"], where, "train.params")
     train["params"] = _with_legacy_defaults(train["method"], dict(train["params"]))
     try:
         return build_dataclass(TrainConfig, train, "train")
