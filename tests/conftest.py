@@ -36,3 +36,19 @@ def subprocess_env() -> dict:
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = "1"
     return env
+
+
+@pytest.fixture
+def temp_method():
+    """``temp_method(name, config_cls, cls)`` registers a method for one test only."""
+    from probssl.methods import METHODS, register_method
+
+    added = []
+
+    def add(name, config_cls, cls):
+        register_method(name, config=config_cls, description="a test method")(cls)
+        added.append(name)
+
+    yield add
+    for name in added:
+        METHODS.unregister(name)

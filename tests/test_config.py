@@ -6,10 +6,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from probssl.config import TrainConfig, build_dataclass, parse_assignments
+from probssl.config import TrainConfig
 from probssl.errors import UserError
 from probssl.methods import make_method_config
 from probssl.methods.vae import VAEConfig
+from probssl.schema import build_dataclass, parse_assignments
 
 KEYS = ["method", "dataset", "epochs", "batch_size", "lr", "seed", "device", "amp",
         "augmentation", "params", "keep_checkpoints", "weight_decay", "bogus"]

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from probssl.config import check_types
 from probssl.data.augment import augment
 from probssl.errors import UserError
 from probssl.evaluate.clustering import gmm_clustering
 from probssl.evaluate.embed import run_embeddings
 from probssl.evaluate.knn import METRICS, knn_accuracy, knn_accuracy_val_k
 from probssl.evaluate.probe import train_probe
+from probssl.schema import check_types
 
 
 @dataclass

@@ -16,13 +16,14 @@ a method parameter fails in the first second, not an hour into the grid.
 from __future__ import annotations
 
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from probssl.config import TrainConfig, build_dataclass, field_names, parse_scalar
+from probssl.config import TrainConfig, resolve
 from probssl.errors import UserError
 from probssl.evaluate import EvalConfig
 from probssl.evaluate.protocol import extra_evaluations
@@ -34,6 +35,7 @@ from probssl.experiments.compare import (
     machine_line,
 )
 from probssl.methods import get_method_spec, is_trainable
+from probssl.schema import field_names, parse_assignments, parse_scalar
 from probssl.train import train
 from probssl.train.run import CONFIG_FILE, LoadedRun, read_metrics, write_json_atomic
 from probssl.userio import Check, check_output_dir, file_key, read_json_as, safe_name, warn
@@ -108,34 +110,26 @@ def parse_sweep(text: str | None) -> tuple[str, list[str]] | None:
 
 def _cell_config(cell: Cell, preset: str | None, epochs: int | None,
                  train_overrides: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
-    values: dict[str, Any] = {"method": cell.method, "dataset": cell.dataset,
-                              "seed": cell.seed}
-    p = dict(params)
-    if preset is not None:
-        from probssl.presets import preset_values
-
-        p_train, p_params = preset_values(preset, cell.method, cell.dataset)
-        values = {**p_train, **values, "preset": preset}
-        p = {**p_params, **p}
-    values.update(train_overrides)
+    """The cell's TrainConfig by the one resolution (:func:`probssl.config.resolve`): the
+    grid's preset, then its overrides, epochs and the cell's swept value as flags."""
+    flags: dict[str, Any] = {**train_overrides, "method": cell.method,
+                             "dataset": cell.dataset, "seed": cell.seed,
+                             "params": dict(params)}
     if epochs is not None:
-        values["epochs"] = epochs
+        flags["epochs"] = epochs
     if cell.sweep is not None:
         key, raw = cell.sweep
-        if key in field_names(TrainConfig):
-            tp = type(getattr(TrainConfig(), key)) if getattr(TrainConfig(), key) is not None \
-                else str
-            values[key] = parse_scalar(str(raw), tp, f"--sweep {key}")
+        hints = typing.get_type_hints(TrainConfig)
+        if key in hints:
+            flags[key] = parse_scalar(str(raw), hints[key], f"--sweep {key}")
         else:
             cls = get_method_spec(cell.method).config_cls
             if key not in field_names(cls):
                 raise UserError(f"--sweep {key}: method {cell.method!r} has no parameter "
                                 f"{key!r} (and it is not a training setting)")
-            from probssl.config import parse_assignments
-
-            p.update(parse_assignments([f"{key}={raw}"], cls, f"--sweep for {cell.method}"))
-    values["params"] = p
-    return build_dataclass(TrainConfig, values, f"bench cell {cell.name}")
+            flags["params"].update(parse_assignments([f"{key}={raw}"], cls,
+                                                     f"--sweep for {cell.method}"))
+    return resolve(preset=preset, flags=flags, where=f"bench cell {cell.name}")
 
 
 def plan_grid(methods: list[str], datasets: list[str], seeds: list[int], *,

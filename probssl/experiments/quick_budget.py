@@ -43,13 +43,11 @@ def independent_knn(z: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
 def score_run(run_dir: Path, epochs: int, method: str, dataset: str, seed: int) -> float:
     from probssl.config import TrainConfig
     from probssl.evaluate import run_embeddings
-    from probssl.presets import preset_values
     from probssl.train import train
     from probssl.train.run import load_run
 
-    p_train, p_params = preset_values("quick", method, dataset)
     cfg = TrainConfig(method=method, dataset=dataset, preset="quick", device="cpu",
-                      **{**p_train, "epochs": epochs, "seed": seed}, params=p_params)
+                      epochs=epochs, seed=seed)
     train(cfg, run_dir, resume=(run_dir / "config.json").exists(), progress=False,
           verbose=False)
     z, y = run_embeddings(load_run(run_dir), "test")

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
-from probssl.config import check_types
 from probssl.errors import UserError
 from probssl.nn import ARCHITECTURES, Encoder
+from probssl.presets import PresetLayer
+from probssl.registry import Registry, decorator
+from probssl.schema import build_dataclass, check_types, nest_dotted
 
 
 @dataclass
@@ -58,3 +62,76 @@ class Method(nn.Module):
 
     def after_step(self) -> None:
         """Called by the trainer after every optimiser step (e.g. MoCo's momentum update)."""
+
+    # What evaluation may ask of a method (instead of probing attributes): a decoder turns
+    # latents into images (reconstructions, samples, FID); a critic scores pairs.
+    def image_decoder(self) -> nn.Module | None:
+        """The network mapping latents to images, if the method has one."""
+        return getattr(self, "decoder", None)
+
+    def pair_critic(self) -> nn.Module | None:
+        """The critic f(z, z') of an RPM-style method, if it has one."""
+        return None
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: its config class, its builder (usually the Method subclass), a
+    one-line description, default params, and its presets (``{"paper": layer, ...}``; see
+    :mod:`probssl.presets` for how layers combine)."""
+
+    name: str
+    config_cls: type[MethodConfig]
+    build: Callable[[Any, tuple[int, int, int]], Method]
+    description: str
+    defaults: dict[str, Any] = field(default_factory=dict)
+    presets: dict[str, PresetLayer] = field(default_factory=dict)
+
+    @property
+    def trainable(self) -> bool:
+        return bool(getattr(self.build, "trainable", True))
+
+
+METHODS: Registry[MethodSpec] = Registry("method")
+
+
+def _method_spec(name: str, build, *, config: type[MethodConfig], description: str,
+                 defaults: dict[str, Any] | None = None,
+                 presets: dict[str, PresetLayer] | None = None) -> MethodSpec:
+    return MethodSpec(name, config, build, description, dict(defaults or {}),
+                      dict(presets or {}))
+
+
+register_method = decorator(METHODS, _method_spec)
+register_method.__doc__ = """``@register_method(name, config=..., description=..., defaults=...,
+presets=...)`` on a :class:`Method` subclass (or any builder ``(config, image_shape) ->
+Method``): the method is then trainable by name (``probssl train --method name``)."""
+
+
+def get_method_spec(name: str) -> MethodSpec:
+    return METHODS.get(name)
+
+
+def make_method_config(name: str, params: dict[str, Any], *, arch: str,
+                       latent_dim: int) -> MethodConfig:
+    """The method's validated config: its defaults, then ``params`` (dotted keys such as
+    ``critic.hidden`` address nested settings); dataset defaults fill ``arch``/``latent_dim``
+    when left unset."""
+    spec = get_method_spec(name)
+    where = f"params for method '{name}'"
+    values = nest_dotted({**spec.defaults, **params}, spec.config_cls, where)
+    cfg = build_dataclass(spec.config_cls, values, where)
+    if cfg.arch is None:
+        cfg.arch = arch
+    if cfg.latent_dim is None:
+        cfg.latent_dim = latent_dim
+    return cfg
+
+
+def is_trainable(name: str) -> bool:
+    """False for methods that are evaluated as initialised (``random``)."""
+    return get_method_spec(name).trainable
+
+
+def build_method(name: str, config: MethodConfig, image_shape: tuple[int, int, int]) -> Method:
+    return get_method_spec(name).build(config, image_shape)

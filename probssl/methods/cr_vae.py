@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import torch
 
 from probssl.errors import UserError
-from probssl.methods.base import Method
+from probssl.methods.base import Method, register_method
 from probssl.methods.vae import VAEConfig
 from probssl.nn import build_decoder, build_encoder
 from probssl.objectives.cr_vae import cr_vae_objective
 from probssl.objectives.vae import reparameterise, vae_elbo
+from probssl.presets import GENERATIVE_PAPER
 
 
 @dataclass
@@ -34,6 +35,12 @@ class CRVAEConfig(VAEConfig):
             raise UserError(f"weight must be >= 0; got {self.weight}")
 
 
+@register_method(
+    "cr-vae", config=CRVAEConfig,
+    description="VAE + consistency KL(q(z|t(x)) || q(z|x)) (arXiv:2105.14859)",
+    # λ: 0.1 in the SimVAE paper's baseline, 1e-3 in the CR-VAE code the authors released
+    presets={"paper": (GENERATIVE_PAPER[0], {**GENERATIVE_PAPER[1], "weight": 0.1}),
+             "reference-code": ({}, {"weight": 1e-3})})
 class CRVAE(Method):
     def __init__(self, config: CRVAEConfig, image_shape: tuple[int, int, int]):
         super().__init__(config)

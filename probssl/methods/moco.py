@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from probssl.errors import UserError
-from probssl.methods.base import Method, MethodConfig
+from probssl.methods.base import Method, MethodConfig, register_method
 from probssl.nn import build_encoder
 from probssl.objectives.collectives import gather_with_grad
 from probssl.objectives.moco import moco_infonce, momentum_update
@@ -51,6 +51,10 @@ class MoCoConfig(MethodConfig):
             raise UserError(f"projection_dim must be >= 0; got {self.projection_dim}")
 
 
+# paper: 600 epochs; lr not stated: 1e-3 is our choice
+@register_method("moco", config=MoCoConfig,
+                 description="MoCo v2: momentum encoder + queue (arXiv:2003.04297)",
+                 presets={"paper": ({"lr": 1e-3, "epochs": 600}, {})})
 class MoCo(Method):
     def __init__(self, config: MoCoConfig, image_shape: tuple[int, int, int]):
         super().__init__(config)

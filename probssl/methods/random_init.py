@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from probssl.errors import UserError
-from probssl.methods.base import Method, MethodConfig
+from probssl.methods.base import Method, MethodConfig, register_method
 from probssl.nn import build_encoder
 
 
@@ -24,6 +24,8 @@ class RandomConfig(MethodConfig):
             raise UserError(f"head must be 'gaussian' or 'deterministic'; got {self.head!r}")
 
 
+@register_method("random", config=RandomConfig,
+                 description="untrained encoder of the same architecture (lower bound)")
 class RandomEncoder(Method):
     trainable = False
 

@@ -22,7 +22,7 @@ import torch
 
 from probssl.critics import CRITICS, build_critic
 from probssl.errors import UserError
-from probssl.methods.base import Method, MethodConfig
+from probssl.methods.base import Method, MethodConfig, register_method
 from probssl.nn import build_encoder
 from probssl.objectives.infonce import (
     infinite_sample_infonce,
@@ -60,6 +60,9 @@ class RPMConfig(MethodConfig):
                 raise UserError(f"{name} must be > 0; got {getattr(self, name)}")
 
 
+@register_method("rpm", config=RPMConfig,
+                 description="recognition-parameterised model: InfoNCE as an ELBO "
+                             "(arXiv:2107.02495)")
 class RPM(Method):
     def __init__(self, config: RPMConfig, image_shape: tuple[int, int, int]):
         super().__init__(config)

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import torch
 
 from probssl.errors import UserError
-from probssl.methods.base import Method, MethodConfig
+from probssl.methods.base import Method, MethodConfig, register_method
 from probssl.nn import build_decoder, build_encoder
 from probssl.objectives.vae import reparameterise, vae_elbo
+from probssl.presets import GENERATIVE_PAPER
 
 LIKELIHOODS = ("gaussian", "bernoulli")
 
@@ -35,6 +36,11 @@ class VAEConfig(MethodConfig):
             raise UserError(f"beta must be >= 0; got {self.beta}")
 
 
+@register_method("beta-vae", config=VAEConfig, defaults={"beta": 4.0},
+                 description="beta-VAE (Higgins et al. 2017)",
+                 presets={"paper": GENERATIVE_PAPER})
+@register_method("vae", config=VAEConfig, description="VAE, N(0, I) prior (arXiv:1312.6114)",
+                 presets={"paper": GENERATIVE_PAPER})
 class VAE(Method):
     def __init__(self, config: VAEConfig, image_shape: tuple[int, int, int]):
         super().__init__(config)

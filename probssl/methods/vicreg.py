@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from probssl.errors import UserError
-from probssl.methods.base import Method, MethodConfig
+from probssl.methods.base import Method, MethodConfig, register_method
 from probssl.methods.simclr import projection_head
 from probssl.nn import build_encoder
 from probssl.objectives.vicreg import vicreg_loss
@@ -44,6 +44,8 @@ class VICRegConfig(MethodConfig):
             raise UserError(f"expander_dim must be >= 0; got {self.expander_dim}")
 
 
+@register_method("vicreg", config=VICRegConfig, description="VICReg (arXiv:2105.04906)",
+                 presets={"paper": ({"lr": 1e-4, "epochs": 600}, {})})
 class VICReg(Method):
     min_batch_size = 2  # the variance term needs two images per step
 

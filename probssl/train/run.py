@@ -25,11 +25,12 @@ from typing import Any
 import torch
 
 import probssl
-from probssl.config import TrainConfig, build_dataclass
+from probssl.config import TrainConfig
 from probssl.data import DATASETS, ImageDataset, get_preset, load_dataset
 from probssl.data.augment import AugmentConfig, with_strength
 from probssl.errors import UserError
 from probssl.methods import MethodConfig, make_method_config
+from probssl.schema import build_dataclass
 from probssl.userio import read_json_as, read_jsonl_as
 
 CONFIG_FILE = "config.json"

@@ -14,7 +14,7 @@ import torch
 from probssl.config import TrainConfig
 from probssl.errors import TrainingDiverged, UserError
 from probssl.evaluate import EvalConfig, evaluate_run
-from probssl.methods import METHODS, Method, MethodConfig, MethodSpec
+from probssl.methods import Method, MethodConfig
 from probssl.nn import build_encoder
 from probssl.train import train
 from probssl.train.checkpoint import list_checkpoints, load_latest
@@ -98,8 +98,8 @@ class _NaNAfter(Method):
         return loss, {}
 
 
-def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setitem(METHODS, "nan-test", MethodSpec("nan-test", _NaNConfig, _NaNAfter, ""))
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, temp_method):
+    temp_method("nan-test", _NaNConfig, _NaNAfter)
     with pytest.raises(TrainingDiverged, match=r"nan at epoch 2, step 2;.*epoch 1"):
         train(_cfg(method="nan-test", epochs=5), tmp_path / "r", progress=False,
               verbose=False)
@@ -157,10 +157,10 @@ class _RecordViews(Method):
         return z.pow(2).mean(), {}
 
 
-def test_next_frame_views_are_consecutive_frames(tmp_path, monkeypatch):
+def test_next_frame_views_are_consecutive_frames(tmp_path, temp_method):
     frames = np.repeat(np.arange(50, dtype=np.uint8)[:, None, None], 6, 1).repeat(6, 2)
     np.savez(tmp_path / "seq.npz", x=frames)  # frame t has every pixel = t
-    monkeypatch.setitem(METHODS, "record", MethodSpec("record", MethodConfig, _RecordViews, ""))
+    temp_method("record", MethodConfig, _RecordViews)
     _RecordViews.seen = []
     cfg = TrainConfig(method="record", dataset=f"npz:{tmp_path / 'seq.npz'}", epochs=1,
                       batch_size=8, views="next-frame", augmentation="none",
