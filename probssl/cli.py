@@ -174,7 +174,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
                                         f"params for method '{method}'"))
     preset = values.get("preset")
     if preset is not None:
-        from probssl.presets import preset_values
+        from probssl.config import preset_values
 
         if not isinstance(preset, str):
             raise UserError(f"{where}: key 'preset' must be str; got {preset!r}")

@@ -8,7 +8,7 @@ import torch
 from probssl.cli import main
 from probssl.config import TrainConfig
 from probssl.errors import UserError
-from probssl.presets import preset_values
+from probssl.config import preset_values
 from probssl.train import train
 from probssl.train.checkpoint import list_checkpoints
 from probssl.train.run import read_metrics, read_run_config
