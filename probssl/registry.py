@@ -18,12 +18,16 @@ names a module, imported (once) the first time any registry is asked for a name,
 from __future__ import annotations
 
 import importlib.metadata
+import sys
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from dataclasses import dataclass, fields
+from typing import Any, Generic, TypeVar
 
 from probssl.errors import UserError
+from probssl.schema import build_dataclass, check_types
 
 T = TypeVar("T")
+_REQUIRED = object()
 PLUGIN_GROUP = "probssl.plugins"
 _plugins_loaded = False
 
@@ -67,12 +71,16 @@ class Registry(Generic[T]):
     def unregister(self, name: str) -> None:
         self._entries.pop(name, None)
 
-    def get(self, name: str) -> T:
+    def get(self, name: str, default: Any = _REQUIRED) -> T:
+        """The entry called ``name``; unknown names are a UserError listing the choices,
+        unless a ``default`` is given (as ``dict.get(name, None)``)."""
         if name not in self._entries:
             load_plugins()
         try:
             return self._entries[name]
         except (KeyError, TypeError):
+            if default is not _REQUIRED:
+                return default
             raise UserError(f"unknown {self.kind} {name!r}; choose from "
                             f"{', '.join(self.names())}") from None
 
@@ -116,3 +124,50 @@ def decorator(registry: Registry, make: Callable[..., T]) -> Callable[..., Calla
             return obj
         return wrap
     return register
+
+
+@dataclass
+class ComponentConfig:
+    """Base of a component's settings (a critic's, a prior's): typed fields, checked when
+    built (:func:`probssl.schema.check_types`), then :meth:`validate`. A component without
+    settings uses this class itself."""
+
+    def __post_init__(self) -> None:
+        check_types(self, type(self).__name__)
+        self.validate()
+
+    def validate(self) -> None:
+        """Component-specific checks; raise UserError naming the bad field."""
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered critic or prior: ``cls(dim, **settings)`` with settings from
+    ``config_cls`` (whose field names are the constructor's keyword arguments)."""
+
+    kind: str
+    name: str
+    cls: type
+    config_cls: type[ComponentConfig]
+    description: str
+
+    def config(self, settings: dict[str, Any] | None = None) -> ComponentConfig:
+        """The validated settings; a misspelt key is one UserError naming it."""
+        return build_dataclass(self.config_cls, dict(settings or {}),
+                               f"{self.kind} '{self.name}' settings")
+
+    def build(self, dim: int, settings: dict[str, Any] | None = None):
+        cfg = self.config(settings)
+        return self.cls(dim, **{f.name: getattr(cfg, f.name) for f in fields(cfg)})
+
+
+def component_decorator(registry: Registry[Component]) -> Callable[..., Callable]:
+    """``@register_x(name, config=XConfig, description=...)`` for critics and priors; the
+    description defaults to the first line of the class's (or its module's) docstring."""
+
+    def make(name: str, cls: type, *, config: type[ComponentConfig] = ComponentConfig,
+             description: str = "") -> Component:
+        doc = cls.__doc__ or getattr(sys.modules.get(cls.__module__), "__doc__", "") or ""
+        first = doc.strip().splitlines()[0] if doc.strip() else ""
+        return Component(registry.kind, name, cls, config, description or first)
+    return decorator(registry, make)

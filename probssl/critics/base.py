@@ -10,6 +10,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from probssl.registry import Component, Registry, component_decorator
+
+CRITICS: Registry[Component] = Registry("critic")
+register_critic = component_decorator(CRITICS)
+register_critic.__doc__ = """``@register_critic(name, config=SettingsDataclass)`` on a
+:class:`Critic` subclass taking ``(dim, **settings)``: the critic is then usable by name
+(``--set critic=name``, its settings as ``--set critic.key=value``)."""
+
+
+def build_critic(name: str, dim: int, **settings) -> Critic:
+    """The critic called ``name`` on ``dim``-dimensional latents, its settings validated."""
+    return CRITICS.get(name).build(dim, settings)
+
 
 class Critic(nn.Module):
     def forward(self, z: torch.Tensor, zp: torch.Tensor) -> torch.Tensor:

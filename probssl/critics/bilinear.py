@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from probssl.critics.base import Critic
+from probssl.critics.base import Critic, register_critic
+from probssl.errors import UserError
+from probssl.registry import ComponentConfig
 
 
+@dataclass
+class BilinearCriticConfig(ComponentConfig):
+    init_scale: float = 1.0  # W starts as init_scale · I
+
+    def validate(self) -> None:
+        if not self.init_scale > 0:
+            raise UserError(f"critic.init_scale must be > 0; got {self.init_scale}")
+
+
+@register_critic("bilinear", config=BilinearCriticConfig)
 class BilinearCritic(Critic):
     def __init__(self, dim: int, init_scale: float = 1.0):
         super().__init__()

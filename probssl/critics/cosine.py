@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 
-from probssl.critics.base import Critic
+from probssl.critics.base import Critic, register_critic
+from probssl.errors import UserError
+from probssl.registry import ComponentConfig
 
 
+@dataclass
+class CosineCriticConfig(ComponentConfig):
+    temperature: float = 0.5  # τ, fixed
+
+    def validate(self) -> None:
+        if not self.temperature > 0:
+            raise UserError(f"critic.temperature must be > 0; got {self.temperature}")
+
+
+@register_critic("cosine", config=CosineCriticConfig)
 class CosineCritic(Critic):
     def __init__(self, dim: int, temperature: float = 0.5):
         super().__init__()

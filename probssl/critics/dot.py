@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from probssl.critics.base import Critic
+from probssl.critics.base import Critic, register_critic
 
 
+@register_critic("dot")
 class DotCritic(Critic):
     def __init__(self, dim: int):
         super().__init__()

@@ -3,12 +3,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
-from probssl.critics.base import Critic
+from probssl.critics.base import Critic, register_critic
+from probssl.errors import UserError
+from probssl.registry import ComponentConfig
 
 
+@dataclass
+class MLPCriticConfig(ComponentConfig):
+    hidden: int = 64  # width of both hidden layers
+
+    def validate(self) -> None:
+        if self.hidden < 1:
+            raise UserError(f"critic.hidden must be >= 1; got {self.hidden}")
+
+
+@register_critic("mlp", config=MLPCriticConfig)
 class MLPCritic(Critic):
     def __init__(self, dim: int, hidden: int = 64):
         super().__init__()

@@ -4,13 +4,26 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from probssl.critics.base import Critic
+from probssl.critics.base import Critic, register_critic
+from probssl.errors import UserError
+from probssl.registry import ComponentConfig
 
 
+@dataclass
+class RBFCriticConfig(ComponentConfig):
+    length_scale: float = 1.0  # initial θ (learned)
+
+    def validate(self) -> None:
+        if not self.length_scale > 0:
+            raise UserError(f"critic.length_scale must be > 0; got {self.length_scale}")
+
+
+@register_critic("rbf", config=RBFCriticConfig)
 class RBFCritic(Critic):
     def __init__(self, dim: int, length_scale: float = 1.0):
         super().__init__()

@@ -8,9 +8,11 @@ from probssl.data.registry import (
     dataset_names,
     download_dataset,
     load_dataset,
+    register_dataset,
 )
 
 __all__ = [
     "DATASETS", "PRESETS", "AugmentConfig", "ImageDataset", "augment", "check_dataset_name",
     "dataset_names", "download_dataset", "get_preset", "load_dataset", "preprocess",
+    "register_dataset",
 ]

@@ -2,7 +2,8 @@
 
 Built-in names: ``mnist``, ``fashion-mnist``, ``cifar10`` (downloadable), ``celeba`` (local
 folder), ``digits`` (bundled with scikit-learn), ``mnist-test`` (the real MNIST test set,
-split 8,000/2,000). User data: ``folder:PATH`` and ``npz:FILE``.
+split 8,000/2,000). User data: ``folder:PATH`` and ``npz:FILE``. More names: decorate a
+loader with :func:`register_dataset` (in a plugin module, see :mod:`probssl.registry`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from probssl.data import celeba, cifar, idx, local, shapes
+from probssl.data.augment import PRESETS as AUGMENTATIONS
 from probssl.data.base import ImageDataset
 from probssl.data.download import default_cache_dir
 from probssl.errors import UserError
+from probssl.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,31 @@ def _idx_loader(name: str):
     return load
 
 
-DATASETS: dict[str, DatasetInfo] = {
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+
+
+def register_dataset(name: str, *, image_shape: tuple[int, int, int], num_classes: int | None,
+                     augmentation: str, architecture: str = "mlp", latent_dim: int = 10,
+                     how_to_get: str = "", download: Callable[[Path], Path] | None = None,
+                     replace: bool = False) -> Callable:
+    """Decorate ``load(data_dir, cache_dir) -> ImageDataset`` to make it the dataset ``name``
+    (``probssl train --dataset name``): its image shape (C, H, W), number of classes (None if
+    unlabelled), augmentation preset (one of :data:`probssl.data.augment.PRESETS`), default
+    network family and latent size, and how a user gets the files (``download(cache) ->
+    folder`` if probssl can fetch them)."""
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(f"dataset {name!r}: unknown augmentation preset {augmentation!r}; "
+                         f"choose from {', '.join(AUGMENTATIONS)}")
+
+    def wrap(load: Callable[[Path | None, Path], ImageDataset]):
+        info = DatasetInfo(name, tuple(image_shape), num_classes, augmentation,  # type: ignore
+                           architecture, latent_dim, how_to_get, load, download)
+        DATASETS.register(name, info, replace=replace)
+        return load
+    return wrap
+
+
+_BUILT_IN = {
     "mnist": DatasetInfo(
         "mnist", (1, 28, 28), 10, "mnist", "mlp", 10, "probssl datasets download mnist",
         _idx_loader("mnist"), lambda cache: idx.download_idx("mnist", cache)),
@@ -64,6 +91,8 @@ DATASETS: dict[str, DatasetInfo] = {
         "../shared/data/mnist-t10k, $PROBSSL_MNIST_T10K, --data-dir, or the mnist download",
         lambda d, cache: idx.load_mnist_test(d, cache)),
 }
+for _info in _BUILT_IN.values():
+    DATASETS.register(_info.name, _info)
 
 
 def dataset_names() -> list[str]:
@@ -103,7 +132,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None,
 
 def download_dataset(name: str, cache_dir: str | Path | None = None) -> Path:
     check_dataset_name(name)
-    info = DATASETS.get(name)
+    info = DATASETS.get(name, None)
     if info is None or info.download is None:
         how = info.how_to_get if info else "it is read from your own files"
         raise UserError(f"{name} cannot be downloaded by probssl: {how}")

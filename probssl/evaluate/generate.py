@@ -30,7 +30,7 @@ DECODER_FILE = "decoder.pt"
 def frozen_decoder(loaded) -> tuple[torch.nn.Module, str]:
     """The run's decoder (z -> logits) and where it came from: ``"model"`` (a generative
     method's own) or ``"trained on the frozen encoder"`` (``RUN/decoder.pt``)."""
-    dec = getattr(loaded.method, "decoder", None)
+    dec = loaded.method.image_decoder()
     if dec is not None:
         return dec.eval(), "model"
     path = Path(loaded.run_dir) / DECODER_FILE

@@ -101,7 +101,7 @@ def evaluate_run(loaded, cfg: EvalConfig, device: str = "cpu") -> dict:
     z_te, y_te = run_embeddings(loaded, "test", device=device)
     result = evaluate_embeddings(z_tr, y_tr, z_te, y_te, cfg)
     tc = loaded.resolved.train
-    if hasattr(loaded.method, "critic"):
+    if loaded.method.pair_critic() is not None:
         result["pair_retrieval"] = pair_retrieval(loaded, device=device)
     result.update({"run": str(Path(loaded.run_dir)), "method": tc.method,
                    "dataset": tc.dataset, "seed": tc.seed, "epoch": loaded.epoch})
@@ -167,7 +167,7 @@ def pair_retrieval(loaded, split: str = "test", batch_size: int = 128, seed: int
         views = augment(x[start:start + batch_size].to(device), 2, loaded.resolved.augment, gen)
         z = method.encoder.embed(views[:, 0])
         zp = method.encoder_prime.embed(views[:, 1])
-        scores = method.critic(z, zp)
+        scores = method.pair_critic()(z, zp)
         hits += int((scores.argmax(1) == torch.arange(len(z), device=device)).sum())
         total += len(z)
     return {"top1": hits / max(total, 1), "pairs": total, "batch_size": batch_size,

@@ -67,7 +67,7 @@ class Method(nn.Module):
     # latents into images (reconstructions, samples, FID); a critic scores pairs.
     def image_decoder(self) -> nn.Module | None:
         """The network mapping latents to images, if the method has one."""
-        return getattr(self, "decoder", None)
+        return None
 
     def pair_critic(self) -> nn.Module | None:
         """The critic f(z, z') of an RPM-style method, if it has one."""

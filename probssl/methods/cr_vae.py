@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from probssl.errors import UserError
 from probssl.methods.base import Method, register_method
@@ -46,6 +47,9 @@ class CRVAE(Method):
         super().__init__(config)
         self.encoder = build_encoder(config.arch, image_shape, config.latent_dim, "gaussian")
         self.decoder = build_decoder(config.arch, config.latent_dim, image_shape)
+
+    def image_decoder(self) -> nn.Module:
+        return self.decoder
 
     def forward(self, views: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg: CRVAEConfig = self.config  # type: ignore[assignment]

@@ -3,7 +3,9 @@
 Pairs (x, x') are two augmentations of one image (J = 2 views). Recognition models are the
 encoder(s) (shared by default, or separate for x and x'), Gaussian or deterministic. The
 prior is chosen by name (``probssl.priors``); the critic (``probssl.critics``) builds the
-InfoNCE prior. Objective:
+InfoNCE prior. Both are registries: any registered critic or prior (plugins included) is
+selected by name, and its settings are addressed as ``critic.KEY`` / ``prior.KEY`` (``--set
+critic.hidden=128``; stored in ``critic_params`` / ``prior_params``). Objective:
 
 * ``prior="infonce"``: the finite-sample bound actually used in practice, I_N (Eq. 6) on the
   critic's in-batch score matrix; the batch I_∞ (= the ELBO under the InfoNCE prior, Eq. 24)
@@ -16,11 +18,13 @@ InfoNCE prior. Objective:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+from torch import nn
 
-from probssl.critics import CRITICS, build_critic
+from probssl.critics import CRITICS
 from probssl.errors import UserError
 from probssl.methods.base import Method, MethodConfig, register_method
 from probssl.nn import build_encoder
@@ -31,16 +35,22 @@ from probssl.objectives.infonce import (
 )
 from probssl.objectives.rpm import log_empirical_marginal, rpm_elbo
 from probssl.objectives.vae import reparameterise
-from probssl.priors import PRIORS, PriorContext, prior_class
+from probssl.priors import PRIORS, PriorContext
+
+# Settings that were RPMConfig fields before critics had their own configs: still accepted,
+# forwarded to the critic when it has a setting of that name (critic.KEY wins over them).
+LEGACY_CRITIC_SETTINGS = ("temperature", "length_scale")
 
 
 @dataclass
 class RPMConfig(MethodConfig):
     n_views: int = 2
     critic: str = "cosine"
-    temperature: float = 0.5  # cosine critic
-    length_scale: float = 1.0  # initial RBF length-scale
+    critic_params: dict[str, Any] = field(default_factory=dict)  # critic.KEY settings
+    temperature: float = 0.5  # cosine critic (legacy spelling of critic.temperature)
+    length_scale: float = 1.0  # initial RBF length-scale (legacy: critic.length_scale)
     prior: str = "infonce"
+    prior_params: dict[str, Any] = field(default_factory=dict)  # prior.KEY settings
     recognition: str = "deterministic"  # or "gaussian"
     recognition_var: float = 0.01  # ε for deterministic recognition's marginals
     shared_encoder: bool = True
@@ -48,16 +58,20 @@ class RPMConfig(MethodConfig):
     def validate(self) -> None:
         if self.n_views != 2:
             raise UserError(f"rpm trains on pairs: n_views must be 2; got {self.n_views}")
-        if self.critic not in CRITICS:
-            raise UserError(f"unknown critic {self.critic!r}; choose from {', '.join(CRITICS)}")
-        if self.prior not in PRIORS:
-            raise UserError(f"unknown prior {self.prior!r}; choose from {', '.join(PRIORS)}")
+        CRITICS.get(self.critic).config(self.critic_settings())  # a typo fails here, now
+        PRIORS.get(self.prior).config(self.prior_params)
         if self.recognition not in ("deterministic", "gaussian"):
             raise UserError("recognition must be 'deterministic' or 'gaussian'; got "
                             f"{self.recognition!r}")
         for name in ("temperature", "length_scale", "recognition_var"):
             if not getattr(self, name) > 0:
                 raise UserError(f"{name} must be > 0; got {getattr(self, name)}")
+
+    def critic_settings(self) -> dict[str, Any]:
+        """The critic's settings: the legacy fields it knows, then ``critic_params``."""
+        known = CRITICS.get(self.critic).config_cls.__dataclass_fields__
+        legacy = {k: getattr(self, k) for k in LEGACY_CRITIC_SETTINGS if k in known}
+        return {**legacy, **self.critic_params}
 
 
 @register_method("rpm", config=RPMConfig,
@@ -71,10 +85,11 @@ class RPM(Method):
         self.encoder = build_encoder(config.arch, image_shape, d, head)
         self.encoder_prime = (self.encoder if config.shared_encoder
                               else build_encoder(config.arch, image_shape, d, head))
-        kwargs = {"cosine": {"temperature": config.temperature},
-                  "rbf": {"length_scale": config.length_scale}}.get(config.critic, {})
-        self.critic = build_critic(config.critic, d, **kwargs)
-        self.prior = prior_class(config.prior)(d)
+        self.critic = CRITICS.get(config.critic).build(d, config.critic_settings())
+        self.prior = PRIORS.get(config.prior).build(d, config.prior_params)
+
+    def pair_critic(self) -> nn.Module:
+        return self.critic
 
     def _recognise(self, encoder, x):
         mean, logvar = encoder(x)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from probssl.errors import UserError
 from probssl.methods.base import Method, MethodConfig, register_method
@@ -46,6 +47,9 @@ class VAE(Method):
         super().__init__(config)
         self.encoder = build_encoder(config.arch, image_shape, config.latent_dim, "gaussian")
         self.decoder = build_decoder(config.arch, config.latent_dim, image_shape)
+
+    def image_decoder(self) -> nn.Module:
+        return self.decoder
 
     def forward(self, views: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x = views.flatten(0, 1)  # (B*J, C, H, W): every view is one image

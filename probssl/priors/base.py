@@ -7,6 +7,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from probssl.registry import Component, Registry, component_decorator
+
+PRIORS: Registry[Component] = Registry("prior")
+register_prior = component_decorator(PRIORS)
+register_prior.__doc__ = """``@register_prior(name, config=SettingsDataclass)`` on an
+:class:`RPMPrior` subclass taking ``(dim, **settings)``: the prior is then usable by name
+(``--set prior=name``, its settings as ``--set prior.key=value``)."""
+
+
+def build_prior(name: str, dim: int, **settings) -> RPMPrior:
+    """The prior called ``name`` on ``dim``-dimensional latents, its settings validated."""
+    return PRIORS.get(name).build(dim, settings)
+
 
 @dataclass
 class PriorContext:

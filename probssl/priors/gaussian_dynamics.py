@@ -6,13 +6,28 @@ with A, b, s (and m, s0) learned:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from probssl.errors import UserError
 from probssl.objectives.rpm import diag_gaussian_log_prob
-from probssl.priors.base import PriorContext, RPMPrior
+from probssl.priors.base import PriorContext, RPMPrior, register_prior
+from probssl.registry import ComponentConfig
 
 
+@dataclass
+class GaussianDynamicsPriorConfig(ComponentConfig):
+    init_A: float = 1.0  # A starts as init_A · I
+    init_noise: float = 0.5  # initial transition noise std s
+
+    def validate(self) -> None:
+        if not self.init_noise > 0:
+            raise UserError(f"prior.init_noise must be > 0; got {self.init_noise}")
+
+
+@register_prior("gaussian-dynamics", config=GaussianDynamicsPriorConfig)
 class GaussianDynamicsPrior(RPMPrior):
     def __init__(self, dim: int, init_A: float = 1.0, init_noise: float = 0.5):
         super().__init__(dim)

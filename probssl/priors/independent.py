@@ -3,9 +3,10 @@ data constant (0 here) whatever the encoder — the MI = 0 check of Eq. 18."""
 
 from __future__ import annotations
 
-from probssl.priors.base import PriorContext, RPMPrior
+from probssl.priors.base import PriorContext, RPMPrior, register_prior
 
 
+@register_prior("independent")
 class IndependentPrior(RPMPrior):
     def log_prob(self, z, zp, ctx: PriorContext):
         return ctx.log_rz + ctx.log_rzp

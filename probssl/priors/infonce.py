@@ -12,9 +12,10 @@ import math
 
 import torch
 
-from probssl.priors.base import PriorContext, RPMPrior
+from probssl.priors.base import PriorContext, RPMPrior, register_prior
 
 
+@register_prior("infonce")
 class InfoNCEPrior(RPMPrior):
     def log_prob(self, z, zp, ctx: PriorContext) -> torch.Tensor:
         if ctx.scores is None:

@@ -51,7 +51,7 @@ class ResolvedRun:
 
 def dataset_defaults(data: ImageDataset) -> tuple[str, int]:
     """(architecture, latent_dim) the paper uses for this data (MLP/10 for grey, ResNet/64)."""
-    info = DATASETS.get(data.name)
+    info = DATASETS.get(data.name, None)
     if info is not None:
         return info.architecture, info.latent_dim
     colour_or_big = data.image_shape[0] == 3 or data.image_shape[1] >= 32
