@@ -16,6 +16,7 @@ Every bad key, type or value raises :class:`~probssl.errors.UserError` naming it
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def _record_given(cls):
         init(self, *args, **kwargs)
 
     __init__.__doc__ = init.__doc__
-    __init__.__signature__ = __import__("inspect").signature(init)
+    __init__.__signature__ = inspect.signature(init)
     cls.__init__ = __init__
     return cls
 

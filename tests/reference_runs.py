@@ -60,9 +60,9 @@ def run_all() -> dict:
         return {name: run_case(name, Path(tmp)) for name in CASES}
 
 
-def compare(a: dict, b: dict, rtol: float = 1e-5) -> list[str]:
+def compare(a: dict, b: dict, rtol: float = 1e-5, atol: float = 1e-7) -> list[str]:
     """Differences between two recordings, one line each (weights by their absolute sum,
-    losses per epoch, both to ``rtol``)."""
+    losses per epoch, both to ``rtol``; losses also to ``atol``)."""
     out = []
     for name in a:
         if name not in b:
@@ -72,7 +72,7 @@ def compare(a: dict, b: dict, rtol: float = 1e-5) -> list[str]:
         if not math.isclose(x["abs_sum"], y["abs_sum"], rel_tol=rtol):
             out.append(f"{name}: weights |w| sum {x['abs_sum']} vs {y['abs_sum']}")
         if len(x["losses"]) != len(y["losses"]) or not all(
-                math.isclose(p, q, rel_tol=rtol, abs_tol=1e-7)
+                math.isclose(p, q, rel_tol=rtol, abs_tol=atol)
                 for p, q in zip(x["losses"], y["losses"], strict=False)):
             out.append(f"{name}: losses {x['losses']} vs {y['losses']}")
     return out

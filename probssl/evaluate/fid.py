@@ -28,7 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from probssl.data.augment import preprocess
 from probssl.errors import UserError
+from probssl.evaluate.generate import generated_samples
 
 
 def _sqrt_psd(a: np.ndarray) -> np.ndarray:
@@ -144,8 +146,6 @@ def fid_of_run(loaded, extractor: FeatureExtractor, n_samples: int = 5000,
                seed: int = 0) -> dict:
     """Fréchet distance between ``n_samples`` generated images (z from a Gaussian fitted to
     the training means, decoded) and as many test images, in ``extractor``'s features."""
-    from probssl.data.augment import preprocess
-    from probssl.evaluate.generate import generated_samples
 
     x_test, _ = loaded.resolved.data.split("test")
     n = min(n_samples, len(x_test))

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from probssl.data.augment import preprocess
 from probssl.errors import UserError
-from probssl.evaluate.embed import compute_embeddings
+from probssl.evaluate.embed import compute_embeddings, run_embeddings
 from probssl.nn import build_decoder
 from probssl.userio import read_bytes
 
@@ -105,7 +105,6 @@ def class_conditional_samples(loaded, per_class: int = 8, seed: int = 0
                               ) -> tuple[torch.Tensor, list[int]]:
     """Fit a full-covariance Gaussian to the training means of each label, sample
     ``per_class`` codes from each and decode: ((n_classes * per_class, C, H, W), labels)."""
-    from probssl.evaluate.embed import run_embeddings
 
     dec, _ = frozen_decoder(loaded)  # first: a missing or damaged decoder fails fast
     z, y = run_embeddings(loaded, "train")
@@ -133,7 +132,6 @@ def generated_samples(loaded, n: int, seed: int = 0, batch_size: int = 512) -> t
     means. The same rule for every method (a VAE's N(0, I) prior, SimVAE's hierarchical one
     and a discriminative encoder with a post-hoc decoder alike), so FIDs compare the
     representations rather than each model's prior mismatch."""
-    from probssl.evaluate.embed import run_embeddings
 
     dec, _ = frozen_decoder(loaded)  # first: a missing or damaged decoder fails fast
     z, _ = run_embeddings(loaded, "train")

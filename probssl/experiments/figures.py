@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure  # no pyplot: no GUI backend chosen, none needed
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from probssl.data.augment import preprocess  # noqa: E402
-from probssl.errors import UserError  # noqa: E402
+from probssl.data.augment import preprocess
+from probssl.errors import UserError
 
 
 def _show(img: torch.Tensor) -> np.ndarray:
@@ -53,8 +50,8 @@ def _image_grid(rows: list[tuple[str, torch.Tensor]], out: str | Path, title: st
                 cell: float) -> Path:
     """One row of images per (label, images) pair, saved as a PNG."""
     n = max(len(imgs) for _, imgs in rows)
-    fig, axes = plt.subplots(len(rows), n, figsize=(cell * n + 1.4, (cell + 0.05) * len(rows)),
-                             squeeze=False)
+    fig = Figure(figsize=(cell * n + 1.4, (cell + 0.05) * len(rows)))
+    axes = fig.subplots(len(rows), n, squeeze=False)
     for i, (label, imgs) in enumerate(rows):
         for j in range(n):
             ax = axes[i, j]
@@ -67,7 +64,6 @@ def _image_grid(rows: list[tuple[str, torch.Tensor]], out: str | Path, title: st
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
-    plt.close(fig)
     return out
 
 

@@ -7,15 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
+import torch
+from matplotlib.figure import Figure  # no pyplot: no GUI backend chosen, none needed
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from probssl.critics import build_critic  # noqa: E402
-from probssl.nn.ball_windows import BallWindows  # noqa: E402
+from probssl.critics import build_critic
+from probssl.nn.ball_windows import BallWindows
 
 COLOURS = {"rbf": "tab:blue", "bilinear": "tab:red", "supervised": "tab:green",
            "random": "tab:gray"}
@@ -74,7 +71,7 @@ def draw_figure(cfg, video, win: BallWindows, encoders: dict[str, tuple[Any, dic
 
     n_tr, k, size = cfg.n_train, cfg.n_balls, cfg.size
     methods = list(encoders)
-    fig = plt.figure(figsize=(4 * max(3, len(methods) + 1), 8), constrained_layout=True)
+    fig = Figure(figsize=(4 * max(3, len(methods) + 1), 8), constrained_layout=True)
     cols = max(3, len(methods) + 1)
     axes = fig.subplots(2, cols, squeeze=False)
     t = n_tr  # first held-out frame
@@ -142,4 +139,3 @@ def draw_figure(cfg, video, win: BallWindows, encoders: dict[str, tuple[Any, dic
     for j in range(col, cols):
         axes[1, j].axis("off")
     fig.savefig(path, dpi=110)
-    plt.close(fig)

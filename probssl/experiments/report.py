@@ -15,6 +15,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure  # no pyplot: no GUI backend chosen, none needed
+
 from probssl.errors import UserError
 from probssl.experiments.bench import GRID_FILE, RESULT_FILE, read_grid, read_result
 from probssl.experiments.compare import mean_se, write_text_file
@@ -164,14 +166,12 @@ def _attribute_table(methods, datasets, by, sv, suffix) -> list[str]:
 
 
 def _attribute_figure(methods, datasets, by, path: Path) -> None:
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     for d, rs_any in _datasets_with("attributes", methods, datasets, by, None):
         names = list(rs_any[0]["attributes"]["attributes"]) + ["hair colour"]
-        fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(names) * len(methods) / 3), 4))
+        fig = Figure(figsize=(max(8, 0.6 * len(names) * len(methods) / 3), 4))
+        ax = fig.subplots()
         width = 0.8 / len(methods)
         for i, m in enumerate(methods):
             rs = [r["attributes"] for r in by.get((m, d, None), []) if "attributes" in r]
@@ -188,7 +188,6 @@ def _attribute_figure(methods, datasets, by, path: Path) -> None:
         ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(path, dpi=100)
-        plt.close(fig)
         return
 
 
@@ -224,14 +223,11 @@ def _sweep_table(sweep: dict, methods, datasets, by) -> list[str]:
 
 
 def _sweep_figure(sweep: dict, methods, datasets, by, path: Path) -> None:
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     vals = [str(v) for v in sweep["values"]]
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.5),
-                             squeeze=False)
+    fig = Figure(figsize=(4.5 * len(datasets), 3.5))
+    axes = fig.subplots(1, len(datasets), squeeze=False)
     for ax, d in zip(axes[0], datasets, strict=True):
         for m in methods:
             pts: list[tuple[str, Any, Any]] = []
@@ -247,4 +243,3 @@ def _sweep_figure(sweep: dict, methods, datasets, by, path: Path) -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)

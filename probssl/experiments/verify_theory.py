@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from probssl.critics import CRITICS, BilinearCritic, build_critic
+from probssl.objectives.density_ratio import fit_log_density_ratio, unstructured_elbo
 from probssl.objectives.infonce import infinite_sample_infonce, infonce_bound
 from probssl.objectives.rpm import diag_gaussian_log_prob, rpm_elbo
 from probssl.priors import GaussianDynamicsPrior, InfoNCEPrior, PriorContext
@@ -285,7 +286,6 @@ def check_learned_posterior(gen, scale: float) -> list[Row]:
 
 def check_density_ratio(gen, scale: float) -> list[Row]:
     """Unstructured model: −E_R[log P/R] from a classifier equals KL(R || P) (Sec. 3.1)."""
-    from probssl.objectives.density_ratio import fit_log_density_ratio, unstructured_elbo
 
     d, mu, var = 3, 0.5, 0.6
     n = int(20_000 * scale) + 2000

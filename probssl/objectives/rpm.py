@@ -57,10 +57,3 @@ def rpm_elbo_general(log_prior: torch.Tensor, log_rz: torch.Tensor, log_rzp: tor
     mean of log P_θ − log R(z) − log R(z') + log R_φ(z|x) R_φ(z'|x') − log Q_ψ.
     With Q = R_φ R_φ the last two terms cancel and this is :func:`rpm_elbo`."""
     return (log_prior - log_rz - log_rzp + log_recog - log_q).mean()
-
-
-def deterministic_marginal_constant(batch_size: int, dim: int, eps: float) -> float:
-    """The ε → 0 limit (App. B-C): for deterministic codes z_i = g(x_i) with recognition
-    N(g(x), ε I), log R(z_i) → −log N − (d/2) log(2π ε) (the own component dominates), a
-    constant; the ELBO becomes E[log P_θ(z, z')] + 2 (log N + (d/2) log 2πε)."""
-    return -math.log(batch_size) - 0.5 * dim * math.log(2 * math.pi * eps)

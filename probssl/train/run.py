@@ -131,8 +131,8 @@ def read_run_config(run_dir: Path) -> TrainConfig:
     where = f"run config {path}"
     saved = read_json_as(path, "run config", CONFIG_SCHEMA)
     train = dict(saved["train"])
-    train["params"] = _with_legacy_defaults(train["method"], dict(train["params"]))
     try:
+        train["params"] = _with_legacy_defaults(train["method"], dict(train["params"]))
         return build_dataclass(TrainConfig, train, "train")
     except UserError as exc:
         raise UserError(f"{where}: {exc}") from None
