@@ -49,8 +49,10 @@ def _git(args: list[str], cwd: Path) -> str | None:
 
 def git_state(path: str | Path | None = None) -> dict[str, Any]:
     """``{"commit": sha, "dirty": bool}`` of the git checkout holding ``path`` (default: the
-    probssl source tree); both ``None`` when it is not a git checkout, git is missing or does
-    not answer within :data:`GIT_TIMEOUT_S`. Never raises."""
+    probssl source tree, only when it is a checkout's root — an installed copy inside some
+    other repository is not that repository's code); both ``None`` when it is not a git
+    checkout, git is missing or does not answer within :data:`GIT_TIMEOUT_S`. ``dirty``
+    counts changes to tracked files only. Never raises."""
     state: dict[str, Any] = {"commit": None, "dirty": None}
     try:
         where = Path(path) if path is not None else _source_root()
@@ -58,12 +60,15 @@ def git_state(path: str | Path | None = None) -> dict[str, Any]:
             where = where.parent
         if not where.is_dir():
             return state
+        head = _git(["rev-parse", "--show-toplevel", "HEAD"], where)
+        lines = (head or "").splitlines()
+        if len(lines) != 2:
+            return state
+        if path is None and Path(lines[0]).resolve() != where.resolve():
+            return state
     except OSError:
         return state
-    commit = _git(["rev-parse", "HEAD"], where)
-    if commit is None or not commit.strip():
-        return state
-    state["commit"] = commit.strip()
+    state["commit"] = lines[1]
     status = _git(["status", "--porcelain", "--untracked-files=no"], where)
     state["dirty"] = None if status is None else bool(status.strip())
     return state

@@ -39,7 +39,7 @@ def test_package_versions_names_what_matters():
     assert {"python", "probssl"} <= set(v) and all(isinstance(x, str) for x in v.values())
 
 
-def test_git_state_of_a_checkout_and_of_a_plain_folder(tmp_path):
+def test_git_state_of_a_checkout_and_of_a_plain_folder(tmp_path, monkeypatch):
     assert prov.git_state(tmp_path / "nowhere") == {"commit": None, "dirty": None}
     if shutil.which("git") is None:
         pytest.skip("no git on this machine")
@@ -55,6 +55,14 @@ def test_git_state_of_a_checkout_and_of_a_plain_folder(tmp_path):
     (repo / "f").write_text("x")
     run("add", "f")
     assert prov.git_state(repo)["dirty"] is True
+    sub = repo / "site-packages"  # an installed copy inside some other checkout
+    sub.mkdir()
+    assert prov.git_state(sub)["commit"] == state["commit"]  # asked for: that checkout
+    monkeypatch.setattr(prov, "_source_root", lambda: sub)
+    assert prov.git_state() == {"commit": None, "dirty": None}  # not probssl's own
+    monkeypatch.setattr(prov, "_source_root", lambda: repo)
+    assert prov.git_state()["commit"] == state["commit"]
+    monkeypatch.undo()
     plain = tmp_path / "plain"
     plain.mkdir()
     if subprocess.run(["git", "-C", str(plain), "rev-parse"], capture_output=True).returncode:
