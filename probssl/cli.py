@@ -249,7 +249,7 @@ def format_extras(result: dict) -> list[str]:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from probssl.evaluate import evaluate_run
     from probssl.evaluate.protocol import extra_evaluations
-    from probssl.train.run import load_run, write_json_atomic
+    from probssl.runs.format import load_run, write_json_atomic
 
     cfg = _eval_config(args)
     loaded = load_run(args.run, data_dir=args.data_dir, device=args.device)
@@ -270,7 +270,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     from probssl.evaluate import run_embeddings
-    from probssl.train.run import load_run
+    from probssl.runs.format import load_run
     from probssl.userio import atomic_write
 
     out = check_output_file(args.out)
@@ -286,7 +286,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from probssl.export import export_encoder
-    from probssl.train.run import load_run
+    from probssl.runs.format import load_run
 
     out = check_output_file(args.out)
     if out.suffix == ".py":
@@ -394,8 +394,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_theory(args: argparse.Namespace) -> int:
-    from probssl.experiments.compare import command_line, machine_line
     from probssl.experiments.verify_theory import format_table, run
+    from probssl.runs.provenance import command_line, machine_line
 
     if args.json is not None:
         check_output_file(args.json, "--json")
@@ -412,8 +412,8 @@ def cmd_verify_theory(args: argparse.Namespace) -> int:
 
 
 def cmd_throughput(args: argparse.Namespace) -> int:
-    from probssl.experiments.compare import command_line, machine_line
     from probssl.experiments.throughput import METHODS, format_table, run_throughput
+    from probssl.runs.provenance import command_line, machine_line
 
     if args.json is not None:
         check_output_file(args.json, "--json")
@@ -479,7 +479,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from probssl.evaluate.generate import class_conditional_samples, frozen_decoder
     from probssl.experiments.figures import sample_grid
-    from probssl.train.run import load_run
+    from probssl.runs.format import load_run
 
     if args.out is not None:
         check_output_file(args.out)
@@ -496,7 +496,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 def cmd_train_decoder(args: argparse.Namespace) -> int:
     from probssl.evaluate.generate import reconstruction_mse, train_decoder
-    from probssl.train.run import load_run
+    from probssl.runs.format import load_run
 
     loaded = load_run(args.run, data_dir=args.data_dir)
     info = train_decoder(loaded, epochs=args.epochs, lr=args.lr, patience=args.patience,
@@ -550,8 +550,8 @@ def _seeds(args: argparse.Namespace, what: str) -> tuple[int, ...]:
 
 
 def cmd_experiment_moving_balls(args: argparse.Namespace) -> int:
-    from probssl.experiments.compare import command_line, machine_line
     from probssl.experiments.moving_balls import config_from_args, run_experiment
+    from probssl.runs.provenance import command_line, machine_line
     from probssl.train.trainer import resolve_device
 
     methods = None

@@ -17,8 +17,8 @@ from pathlib import Path
 from probssl.errors import UserError
 from probssl.evaluate import EvalConfig
 from probssl.experiments.bench import plan_grid, run_grid
-from probssl.experiments.compare import command_line, machine_line
 from probssl.experiments.report import write_report
+from probssl.runs.provenance import command_line, machine_line
 
 METHODS = ["simvae", "simclr", "vae", "random"]
 
@@ -28,7 +28,7 @@ def run_demo(out: Path, epochs: int = 30, seeds: list[int] | int = (0, 1), progr
     from probssl.evaluate.generate import frozen_decoder, train_decoder
     from probssl.experiments.figures import reconstruction_figure
     from probssl.experiments.moving_balls import QUICK, run_experiment
-    from probssl.train.run import load_run
+    from probssl.runs.format import load_run
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

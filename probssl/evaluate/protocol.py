@@ -16,6 +16,8 @@ from probssl.evaluate.clustering import gmm_clustering
 from probssl.evaluate.embed import run_embeddings
 from probssl.evaluate.knn import METRICS, knn_accuracy, knn_accuracy_val_k
 from probssl.evaluate.probe import train_probe
+from probssl.runs.format import LoadedRun
+from probssl.runs.result import RunResult
 from probssl.schema import check_types
 
 
@@ -96,19 +98,25 @@ def evaluate_embeddings(z_train, y_train, z_test, y_test, cfg: EvalConfig) -> di
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def evaluate_run(loaded, cfg: EvalConfig, device: str = "cpu") -> dict:
+def evaluate_run_result(loaded: LoadedRun, cfg: EvalConfig, device: str = "cpu"
+                        ) -> RunResult:
+    """The protocol on a loaded run, as one record (its nested form is ``eval.json``)."""
     z_tr, y_tr = run_embeddings(loaded, "train", device=device)
     z_te, y_te = run_embeddings(loaded, "test", device=device)
     result = evaluate_embeddings(z_tr, y_tr, z_te, y_te, cfg)
     tc = loaded.resolved.train
     if loaded.method.pair_critic() is not None:
         result["pair_retrieval"] = pair_retrieval(loaded, device=device)
-    result.update({"run": str(Path(loaded.run_dir)), "method": tc.method,
-                   "dataset": tc.dataset, "seed": tc.seed, "epoch": loaded.epoch})
-    return result
+    return RunResult.from_json(result, run=str(Path(loaded.run_dir)), method=tc.method,
+                               dataset=tc.dataset, seed=tc.seed, epoch=loaded.epoch)
 
 
-def extra_evaluations(loaded, cfg: EvalConfig) -> dict:
+def evaluate_run(loaded: LoadedRun, cfg: EvalConfig, device: str = "cpu") -> dict:
+    """:func:`evaluate_run_result` in its nested form (what ``eval.json`` holds)."""
+    return evaluate_run_result(loaded, cfg, device).to_json()
+
+
+def extra_evaluations(loaded: LoadedRun, cfg: EvalConfig) -> dict:
     """What only some runs or datasets allow: reconstruction MSE and FID (runs with a decoder,
     their own or one from ``probssl train-decoder``), per-factor probes (data recording its
     generative factors, e.g. ``shapes``) and attribute probes (data with attributes, CelebA)."""

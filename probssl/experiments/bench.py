@@ -11,12 +11,16 @@ the tables out.
 
 Every cell's TrainConfig is built (and so validated) before the first one trains: a typo in
 a method parameter fails in the first second, not an hour into the grid.
+
+:func:`run_cells` is the one engine: ``bench`` runs it over ``OUT/runs/CELL``, ``compare`` (a
+one-dataset bench with its own folder names and table) over ``OUT/METHOD-DATASET-seedS``.
 """
 
 from __future__ import annotations
 
 import time
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,40 +30,28 @@ from tqdm.auto import tqdm
 from probssl.config import TrainConfig, resolve
 from probssl.errors import UserError
 from probssl.evaluate import EvalConfig
-from probssl.evaluate.protocol import extra_evaluations
-from probssl.experiments.compare import (
-    _evaluate,
-    _trained,
-    command_line,
-    load_trained,
-    machine_line,
-)
+from probssl.evaluate.protocol import evaluate_run_result, extra_evaluations
 from probssl.methods import get_method_spec, is_trainable
+from probssl.runs.format import (
+    CONFIG_FILE,
+    EVAL_FILE,
+    RESULT_FILE,
+    LoadedRun,
+    load_run,
+    read_metrics,
+    write_json_atomic,
+)
+from probssl.runs.provenance import command_line, machine_line
+from probssl.runs.result import EVAL_SCHEMA, RunResult, read_result
 from probssl.schema import field_names, parse_assignments, parse_scalar
 from probssl.train import train
-from probssl.train.run import CONFIG_FILE, LoadedRun, read_metrics, write_json_atomic
+from probssl.train.checkpoint import list_checkpoints
 from probssl.userio import Check, check_output_dir, file_key, read_json_as, safe_name, warn
 
 GRID_FILE = "grid.json"
-RESULT_FILE = "result.json"
 SWEEP_ALIASES = {"J": "n_views"}
 
 _SCALAR = (str, int, float, bool)
-# What a result.json must hold to be trusted (by a resumed bench and by report).
-RESULT_SCHEMA = {
-    "cell": str, "method": str, "dataset": str, "seed": int, "epochs": int, "protocol": dict,
-    "sweep": (None, Check(list, lambda v: len(v) == 2 and isinstance(v[0], str)
-                          and isinstance(v[1], _SCALAR), "[key, value]")),
-    "knn_best": float, "knn_val_k": float, "linear_probe": float, "mlp_probe?": float,
-    "gmm_accuracy?": float, "nmi?": float, "ari?": float, "mse?": float, "fid?": float,
-    "fid_features?": str, "content?": float, "train_seconds?": float,
-    "factors?": {str: {"metric": str, "value": float}},
-    "attributes?": Check({"attributes": {str: float}, "majority": {str: float},
-                          "probe": str, "hair_colour?": float},
-                         lambda a: bool(a["attributes"]) and set(a["attributes"])
-                         <= set(a["majority"]),
-                         "attribute accuracies with a majority baseline for each"),
-}
 # What grid.json must hold (report lays its tables out from it).
 GRID_SCHEMA = {
     "cells": [Check(str, safe_name, "a plain folder name")],
@@ -69,11 +61,8 @@ GRID_SCHEMA = {
                  "probe_batch_size": int, "gmm_n_init": int},
     "command": str, "machine": str,
 }
-
-
-def read_result(path: Path) -> dict:
-    """A cell's result.json, checked against :data:`RESULT_SCHEMA` (one error naming it)."""
-    return read_json_as(path, "bench result", RESULT_SCHEMA)
+__all__ = ["GRID_FILE", "RESULT_FILE", "Cell", "parse_sweep", "plan_grid", "read_grid",
+           "read_result", "run_cells", "run_grid"]
 
 
 def read_grid(path: Path) -> dict:
@@ -153,6 +142,55 @@ def plan_grid(methods: list[str], datasets: list[str], seeds: list[int], *,
     return plan
 
 
+def _trained(run_dir: Path, epochs: int, method: str) -> bool:
+    ck = list_checkpoints(run_dir)
+    return (run_dir / CONFIG_FILE).exists() and bool(ck) and \
+        ck[-1][0] >= (epochs if is_trainable(method) else 0)
+
+
+def load_trained(run_dir: Path, cfg: TrainConfig, log=print, tag: str = "[bench]"
+                 ) -> LoadedRun:
+    """The trained run; if its newest checkpoint is damaged (so the run loads an earlier
+    one), training resumes from there to ``cfg.epochs`` first."""
+    loaded = load_run(run_dir)
+    if is_trainable(cfg.method) and loaded.epoch < cfg.epochs:
+        log(f"{tag} {run_dir.name}: its newest checkpoint does not load; training again "
+            f"from epoch {loaded.epoch}")
+        train(cfg, run_dir, resume=True, progress=False, verbose=False)
+        loaded = load_run(run_dir)
+    return loaded
+
+
+def _cached_evaluation(run_dir: Path) -> dict | None:
+    """``RUN/eval.json`` if it is readable and well-formed; a damaged one is a cache miss
+    (one warning line); a directory in its place is an error (it could not be replaced)."""
+    cached = run_dir / EVAL_FILE
+    if not cached.exists():
+        return None
+    if not cached.is_file():
+        raise UserError(f"evaluation {cached} is not a file; move it out of the way")
+    try:
+        return read_json_as(cached, "evaluation", EVAL_SCHEMA)
+    except UserError as exc:
+        warn(f"{exc}; evaluating again", key=("eval", file_key(cached)))
+        return None
+
+
+def evaluate_cached(run_dir: Path, eval_cfg: EvalConfig, loaded: LoadedRun | None = None
+                    ) -> RunResult:
+    """The run's evaluation under ``eval_cfg``: ``eval.json`` when it is for the loaded
+    checkpoint and this protocol, else evaluated now and written there."""
+    old = _cached_evaluation(run_dir)
+    loaded = loaded if loaded is not None else load_run(run_dir)
+    if old is not None and old["epoch"] == loaded.epoch and \
+            old["protocol"] == eval_cfg.__dict__:
+        tc = loaded.resolved.train
+        return RunResult.from_json(old, method=tc.method, dataset=tc.dataset, seed=tc.seed)
+    result = evaluate_run_result(loaded, eval_cfg)
+    write_json_atomic(run_dir / EVAL_FILE, result.to_json())
+    return result
+
+
 def _finished(run_dir: Path, eval_cfg: EvalConfig, epochs: int, method: str) -> dict | None:
     path = run_dir / RESULT_FILE
     if not path.exists():
@@ -171,30 +209,64 @@ def _finished(run_dir: Path, eval_cfg: EvalConfig, epochs: int, method: str) -> 
 
 
 def _cell_result(run_dir: Path, cell: Cell, cfg: TrainConfig, eval_cfg: EvalConfig,
-                 loaded: LoadedRun) -> dict:
+                 loaded: LoadedRun, extras: bool = True) -> RunResult:
     # one load: evaluation, MSE and factor probes share it
     train_seconds = sum(r.get("seconds", 0.0) for r in read_metrics(run_dir))  # fail fast
-    ev = _evaluate(run_dir, eval_cfg, loaded)
-    res: dict[str, Any] = {"cell": cell.name, "method": cell.method, "dataset": cell.dataset,
-                           "seed": cell.seed, "sweep": list(cell.sweep) if cell.sweep else None,
-                           "epochs": cfg.epochs, "protocol": eval_cfg.__dict__,
-                           "knn_best": ev["knn"]["best"], "knn_val_k": ev["knn_val_k"]["accuracy"],
-                           "linear_probe": ev["linear_probe"]["test_accuracy"]}
-    if "mlp_probe" in ev:
-        res["mlp_probe"] = ev["mlp_probe"]["test_accuracy"]
-    if "gmm" in ev:
-        res.update(gmm_accuracy=ev["gmm"]["accuracy"], nmi=ev["gmm"]["nmi"], ari=ev["gmm"]["ari"])
-    extra = extra_evaluations(loaded, eval_cfg)
-    if "mse" in extra:
-        res["mse"] = extra["mse"]
-    if "fid" in extra:
-        res["fid"], res["fid_features"] = extra["fid"]["value"], extra["fid"]["features"]
-    if "factors" in extra:
-        res["factors"], res["content"] = extra["factors"], res["linear_probe"]
-    if "attributes" in extra:
-        res["attributes"] = extra["attributes"]
-    res["train_seconds"] = train_seconds
-    return res
+    ev = evaluate_cached(run_dir, eval_cfg, loaded)
+    metrics = {k: ev.metrics[k] for k in ("knn", "knn_val_k", "linear_probe", "mlp_probe",
+                                          "gmm") if k in ev.metrics}
+    if extras:
+        metrics.update(extra_evaluations(loaded, eval_cfg))
+    return RunResult(method=cell.method, dataset=cell.dataset, seed=cell.seed,
+                     epoch=loaded.epoch, protocol=eval_cfg.__dict__, metrics=metrics,
+                     run=str(run_dir), cell=cell.name, sweep=cell.sweep, epochs=cfg.epochs,
+                     train_seconds=train_seconds)
+
+
+# what the engine says when a cell is trained: (cell, cfg, resumed) -> the log line
+Announce = Callable[[Cell, TrainConfig, bool], str]
+
+
+def _bench_announce(cell: Cell, cfg: TrainConfig, resume: bool) -> str:
+    what = "training" if is_trainable(cell.method) else "initialising"
+    return f"[bench] {cell.name}: {what}" + (" (resumed)" if resume else "")
+
+
+def run_cells(cells: list[tuple[Cell, TrainConfig, Path]], eval_cfg: EvalConfig, *,
+              progress: bool = True, log=print, tag: str = "[bench]",
+              announce: Announce = _bench_announce, train_progress: bool = False,
+              extras: bool = True,
+              on_result: Callable[[Cell, dict], None] | None = None
+              ) -> tuple[list[dict], int]:
+    """The engine: each cell trained (or resumed) in its run directory, evaluated, and its
+    flat result written to ``RUN/result.json``; a finished cell is read back, not re-run.
+    Returns the flat results (:meth:`RunResult.flat`) in the order of ``cells``, and how
+    many cells were finished before.
+    ``extras``: also the evaluations only some runs allow (MSE, FID, factors, attributes)."""
+    results: list[dict] = []
+    done_before = 0
+    bar = tqdm(cells, desc="bench", unit="cell", disable=not progress or None)
+    for cell, cfg, run_dir in bar:
+        res = _finished(run_dir, eval_cfg, cfg.epochs, cell.method)
+        if res is not None:
+            done_before += 1
+            results.append(res)
+            if on_result is not None:
+                on_result(cell, res)
+            continue
+        bar.set_postfix(cell=cell.name)
+        if not _trained(run_dir, cfg.epochs, cell.method):
+            resume = (run_dir / CONFIG_FILE).exists()
+            log(announce(cell, cfg, resume))
+            train(cfg, run_dir, resume=resume, progress=train_progress, verbose=False)
+        loaded = load_trained(run_dir, cfg, log, tag)
+        res = _cell_result(run_dir, cell, cfg, eval_cfg, loaded, extras).flat()
+        write_json_atomic(run_dir / RESULT_FILE, res)
+        results.append(res)
+        if on_result is not None:
+            on_result(cell, res)
+    bar.close()
+    return results, done_before
 
 
 def run_grid(plan: list[tuple[Cell, TrainConfig]], out: Path, eval_cfg: EvalConfig,
@@ -215,26 +287,9 @@ def run_grid(plan: list[tuple[Cell, TrainConfig]], out: Path, eval_cfg: EvalConf
                 "key": plan[0][0].sweep[0],
                 "values": list(dict.fromkeys(c.sweep[1] for c, _ in plan))}}
     write_json_atomic(out / GRID_FILE, grid)
-    results, t0, done_before = [], time.perf_counter(), 0
-    bar = tqdm(plan, desc="bench", unit="cell", disable=not progress or None)
-    for cell, cfg in bar:
-        run_dir = out / "runs" / cell.name
-        res = _finished(run_dir, eval_cfg, cfg.epochs, cell.method)
-        if res is not None:
-            done_before += 1
-            results.append(res)
-            continue
-        bar.set_postfix(cell=cell.name)
-        if not _trained(run_dir, cfg.epochs, cell.method):
-            resume = (run_dir / CONFIG_FILE).exists()
-            what = "training" if is_trainable(cell.method) else "initialising"
-            log(f"[bench] {cell.name}: {what}" + (" (resumed)" if resume else ""))
-            train(cfg, run_dir, resume=resume, progress=False, verbose=False)
-        loaded = load_trained(run_dir, cfg, log, "[bench]")
-        res = _cell_result(run_dir, cell, cfg, eval_cfg, loaded)
-        write_json_atomic(run_dir / RESULT_FILE, res)
-        results.append(res)
-    bar.close()
+    t0 = time.perf_counter()
+    results, done_before = run_cells([(c, cfg, out / "runs" / c.name) for c, cfg in plan],
+                                     eval_cfg, progress=progress, log=log)
     log(f"[bench] {len(plan)} cells ({done_before} already finished) in "
         f"{time.perf_counter() - t0:.0f} s -> {out}")
     return results

@@ -23,7 +23,7 @@ def reconstruction_figure(run_dirs: list[str | Path], out: str | Path, n: int = 
     """Row 1: ``n`` test images (the same for every run, chosen by ``seed``); one row per run
     below: its reconstructions. Every run must be on the same dataset."""
     from probssl.evaluate.generate import frozen_decoder, reconstruct
-    from probssl.train.run import load_run
+    from probssl.runs.format import load_run
 
     if not run_dirs:
         raise UserError("figure reconstructions needs at least one run")

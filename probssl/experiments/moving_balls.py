@@ -39,10 +39,10 @@ from tqdm.auto import tqdm
 from probssl.critics import build_critic
 from probssl.data.moving_balls import moving_balls
 from probssl.errors import UserError
-from probssl.experiments.compare import mean_se
+from probssl.experiments.report import mean_se
 from probssl.nn.ball_windows import BallWindows, make_windows, windowed_forward
 from probssl.nn.centre_of_mass import BallEncoder
-from probssl.train.run import write_json_atomic
+from probssl.runs.format import write_json_atomic
 
 METHODS = ("rbf", "bilinear", "supervised", "random")
 LABELS = {"rbf": "InfoNCE, Gaussian (RBF) critic", "bilinear": "InfoNCE, linear (bilinear) critic",

@@ -43,8 +43,8 @@ def independent_knn(z: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
 def score_run(run_dir: Path, epochs: int, method: str, dataset: str, seed: int) -> float:
     from probssl.config import TrainConfig
     from probssl.evaluate import run_embeddings
+    from probssl.runs.format import load_run
     from probssl.train import train
-    from probssl.train.run import load_run
 
     cfg = TrainConfig(method=method, dataset=dataset, preset="quick", device="cpu",
                       epochs=epochs, seed=seed)

@@ -11,6 +11,7 @@ one warning line naming it.
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from typing import Any
 from matplotlib.figure import Figure  # no pyplot: no GUI backend chosen, none needed
 
 from probssl.errors import UserError
-from probssl.experiments.bench import GRID_FILE, RESULT_FILE, read_grid, read_result
-from probssl.experiments.compare import mean_se, write_text_file
+from probssl.experiments.bench import GRID_FILE, read_grid
+from probssl.runs.format import RESULT_FILE, write_text_file
+from probssl.runs.result import read_result
 from probssl.userio import check_output_file, warn
 
 PAIRS = [
@@ -29,11 +31,22 @@ PAIRS = [
 ]
 
 
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and standard error (NaN for one value)."""
+    if len(values) < 2:
+        return float(values[0]), float("nan")
+    return statistics.fmean(values), statistics.stdev(values) / len(values) ** 0.5
+
+
+def fmt(m: float, s: float) -> str:
+    """``m ± s`` to one decimal (``m`` alone when ``s`` is NaN: one seed)."""
+    return f"{m:.1f}" if s != s else f"{m:.1f} ± {s:.1f}"
+
+
 def _fmt(values: list[float], scale: float) -> str:
     if not values:
         return "—"
-    m, s = mean_se([scale * v for v in values])
-    return f"{m:.1f}" if s != s else f"{m:.1f} ± {s:.1f}"
+    return fmt(*mean_se([scale * v for v in values]))
 
 
 def load_grid(grid_dir: Path) -> tuple[dict, list[dict], int]:

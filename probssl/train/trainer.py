@@ -40,6 +40,16 @@ from probssl.errors import (
     UserError,
 )
 from probssl.methods import Method, build_method
+from probssl.runs.format import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    ResolvedRun,
+    check_checkpoint_matches_config,
+    read_metrics,
+    read_run_config,
+    resolve,
+    write_run_files,
+)
 from probssl.train import checkpoint as ckpt
 from probssl.train.distributed import (
     DistInfo,
@@ -49,16 +59,6 @@ from probssl.train.distributed import (
     gather_objects,
     init_distributed,
     shutdown,
-)
-from probssl.train.run import (
-    CONFIG_FILE,
-    METRICS_FILE,
-    ResolvedRun,
-    check_checkpoint_matches_config,
-    read_metrics,
-    read_run_config,
-    resolve,
-    write_run_files,
 )
 from probssl.userio import atomic_write
 

@@ -21,8 +21,8 @@ from probssl.evaluate.fid import (
     load_feature_extractor,
 )
 from probssl.evaluate.generate import generated_samples
+from probssl.runs.format import load_run
 from probssl.train import train
-from probssl.train.run import load_run
 
 
 class ChannelStats(torch.nn.Module):

@@ -10,8 +10,8 @@ from probssl.evaluate.generate import (
     reconstruction_mse,
     train_decoder,
 )
+from probssl.runs.format import load_run
 from probssl.train import train
-from probssl.train.run import load_run
 
 
 def _train(tmp_path, method, epochs=3):

@@ -6,8 +6,8 @@ import pytest
 
 from probssl.config import TrainConfig
 from probssl.errors import UserError
+from probssl.runs.format import read_metrics
 from probssl.train import train
-from probssl.train.run import read_metrics
 
 
 @pytest.mark.parametrize("critic,prior,recognition", [
@@ -44,7 +44,7 @@ def test_rpm_rejects_bad_params():
 
 def test_rpm_evaluation_reports_held_out_pair_retrieval(tmp_path):
     from probssl.evaluate import EvalConfig, evaluate_run
-    from probssl.train.run import load_run
+    from probssl.runs.format import load_run
 
     cfg = TrainConfig(method="rpm", dataset="digits", epochs=5, device="cpu",
                       params={"critic": "rbf"})

@@ -8,9 +8,9 @@ import torch
 from probssl.cli import main
 from probssl.config import TrainConfig, preset_values
 from probssl.errors import UserError
+from probssl.runs.format import read_metrics, read_run_config
 from probssl.train import train
 from probssl.train.checkpoint import list_checkpoints
-from probssl.train.run import read_metrics, read_run_config
 
 
 @pytest.mark.parametrize("method", ["simvae", "cr-vae", "simclr", "moco", "vicreg"])
@@ -73,7 +73,7 @@ def test_presets_resolve_and_flags_override(tmp_path):
 def test_runs_saved_before_a_new_field_keep_their_meaning(tmp_path):
     import json
 
-    from probssl.train.run import load_run
+    from probssl.runs.format import load_run
 
     cfg = TrainConfig(method="moco", dataset="digits", epochs=1, batch_size=64, device="cpu",
                       params={"projection_dim": 0})

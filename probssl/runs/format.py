@@ -1,13 +1,16 @@
-"""A run directory: the resolved config, versions and seed, metrics and checkpoints.
+"""The run directory format: what a run directory holds, how it is written and read back.
 
 Layout::
 
     RUN/config.json       {"train": TrainConfig, "method": the method's config}
-    RUN/meta.json         probssl/torch/python versions, seed, command line, dataset
+    RUN/meta.json         probssl/torch/python versions, seed, command line, dataset, and
+                          provenance: git state, package versions, sha256 of the training data
     RUN/metrics.jsonl     one JSON row per epoch
-    RUN/checkpoints/      epoch-NNNN.pt, the last K kept
-    RUN/eval.json         results of `probssl evaluate`
+    RUN/checkpoints/      epoch-NNNN.pt (+ .sha256 sidecar), the last K kept
+    RUN/eval.json         results of `probssl evaluate` (a :class:`probssl.runs.RunResult`)
+    RUN/result.json       a bench cell's result (the record's flat view)
     RUN/embeddings/       cached encoder means per split
+    RUN/decoder.pt        a decoder fitted to the frozen encoder (`probssl train-decoder`)
 """
 
 from __future__ import annotations
@@ -29,13 +32,16 @@ from probssl.config import TrainConfig
 from probssl.data import DATASETS, ImageDataset, get_preset, load_dataset
 from probssl.data.augment import AugmentConfig, with_strength
 from probssl.errors import UserError
-from probssl.methods import MethodConfig, make_method_config
+from probssl.methods import Method, MethodConfig, make_method_config
+from probssl.runs.provenance import provenance
 from probssl.schema import build_dataclass
 from probssl.userio import read_json_as, read_jsonl_as
 
 CONFIG_FILE = "config.json"
 META_FILE = "meta.json"
 METRICS_FILE = "metrics.jsonl"
+EVAL_FILE = "eval.json"
+RESULT_FILE = "result.json"
 
 
 @dataclass
@@ -88,6 +94,14 @@ def write_json_atomic(path: Path, obj: Any) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def write_text_file(path: Path, text: str) -> None:
+    """Write a table or report; a path that cannot be written is one error naming it."""
+    try:
+        Path(path).write_text(text)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def write_run_files(run_dir: Path, resolved: ResolvedRun, extra: dict[str, Any]) -> None:
     for name in (CONFIG_FILE, META_FILE):  # both writable, or neither is written
         if (run_dir / name).is_dir():
@@ -104,6 +118,9 @@ def write_run_files(run_dir: Path, resolved: ResolvedRun, extra: dict[str, Any])
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "dataset": resolved.data.describe(),
         "dataset_source": resolved.data.source,
+        # the training data as used: images and labels after loading (hashing draws no
+        # random numbers, so recording it changes nothing in the run)
+        "provenance": provenance([resolved.data.x_train, resolved.data.y_train]),
         **extra,
     }
     write_json_atomic(run_dir / META_FILE, meta)
@@ -173,10 +190,18 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 @dataclass
 class LoadedRun:
+    """A run directory loaded for use: its resolved config and data, and its method with the
+    weights of the newest loadable checkpoint (in eval mode, on the requested device).
+
+    The files of ``run_dir`` (see the module docstring): ``config.json`` (read),
+    ``meta.json`` (never read back), ``metrics.jsonl``, ``checkpoints/epoch-NNNN.pt`` (the
+    newest loadable one is loaded) and the caches and results written next to them
+    (``eval.json``, ``result.json``, ``embeddings/``, ``decoder.pt``)."""
+
     run_dir: Path
     resolved: ResolvedRun
-    method: Any  # probssl.methods.Method
-    epoch: int
+    method: Method
+    epoch: int  # the epoch of the loaded checkpoint (0: untrained)
 
 
 def load_run(run_dir: str | Path, data_dir: str | None = None,
