@@ -26,14 +26,7 @@ from probssl.data.registry import check_dataset_name
 from probssl.errors import UserError
 from probssl.methods import get_method_spec, make_method_config
 from probssl.presets import PRESETS, combine
-from probssl.schema import (  # noqa: F401 - field_names, parse_* re-exported for the cli
-    build_dataclass,
-    check_types,
-    field_names,
-    load_config_file,
-    parse_assignments,
-    parse_scalar,
-)
+from probssl.schema import build_dataclass, check_types, load_config_file
 
 DEVICES = ("auto", "cpu", "cuda")
 OPTIMIZERS = ("adam", "adamw", "sgd", "lars")

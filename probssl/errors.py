@@ -1,14 +1,23 @@
 """User-facing errors.
 
-A :class:`UserError` is raised for anything the *user* got wrong (argument, config, file,
-missing dataset). The CLI prints its message as one line and exits with status 2. Anything
-else is a bug and keeps its traceback.
+Every expected failure derives from :class:`ProbsslError`, whose ``exit_code`` is the
+``probssl`` command's exit status and whose ``label`` starts its one-line message. A
+:class:`UserError` is raised for anything the *user* got wrong (argument, config, file,
+missing dataset): one line, exit status 2. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 
-class UserError(Exception):
+class ProbsslError(Exception):
+    """An expected failure: the CLI prints ``probssl: <label>: <message>`` as one line and
+    exits with ``exit_code``."""
+
+    exit_code = 1
+    label = "error"
+
+
+class UserError(ProbsslError):
     """Bad input from the user: printed as one line, exit status 2."""
 
     exit_code = 2
@@ -22,20 +31,22 @@ class IntegrityError(UserError):
     """A file on disk or from the network is not what it should be (hash, size, header)."""
 
 
-class TrainingDiverged(Exception):
+class TrainingDiverged(ProbsslError):
     """The loss became NaN/inf. The last good checkpoint is kept; exit status 3."""
 
     exit_code = 3
+    label = "training diverged"
 
 
-class TrainingInterrupted(Exception):
+class TrainingInterrupted(ProbsslError):
     """Ctrl-C (SIGINT) or SIGTERM during training: a checkpoint of the exact position was
     written; exit status 130."""
 
     exit_code = 130
+    label = "interrupted"
 
 
-class CheckpointWriteFailed(Exception):
+class CheckpointWriteFailed(ProbsslError):
     """A checkpoint could not be written (full disk, ...); the previous ones are intact.
     Exit status 4."""
 

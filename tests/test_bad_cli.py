@@ -282,7 +282,8 @@ def test_resume_with_as_many_epochs_is_a_no_op(tmp_path, run_dir, capsys):
 
 
 def test_seeds_is_a_list_everywhere_and_is_announced(tmp_path, capsys):
-    from probssl.cli import _seeds, build_parser
+    from probssl.cli import build_parser
+    from probssl.cli.common import seeds_of as _seeds
 
     parser = build_parser()
     for argv in (["bench", "--methods", "vae", "--datasets", "digits"],
@@ -296,7 +297,7 @@ def test_seeds_is_a_list_everywhere_and_is_announced(tmp_path, capsys):
 
 
 def test_internal_error_is_one_line_exit_1_with_a_crash_log(tmp_path, monkeypatch, capsys):
-    import probssl.cli as cli
+    import probssl.cli.methods as cli
 
     def boom(args):
         raise ZeroDivisionError("a bug")

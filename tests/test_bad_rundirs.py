@@ -524,7 +524,7 @@ def _copy(base, source: str, tmp_path: Path) -> Path:
     return d
 
 
-# compare and bench announce the seeds they will run on stderr before any work (cli.py);
+# compare and bench announce the seeds they will run on stderr before any work (probssl/cli);
 # that line is not part of what a damaged file prints
 ANNOUNCEMENT = re.compile(r"^(compare|bench grid): seeds [0-9, ]+$")
 

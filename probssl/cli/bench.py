@@ -1,0 +1,162 @@
+"""Many runs, evaluated and tabulated: ``compare`` (methods x seeds), ``bench`` (a resumable
+grid, or ``bench throughput``) and ``report`` (markdown tables from a grid)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from probssl.cli.common import (
+    add_command,
+    add_data_dir_arg,
+    add_device_arg,
+    add_eval_args,
+    add_progress_arg,
+    add_seed_args,
+    add_set_arg,
+    comma_list,
+    eval_config,
+    float_arg,
+    int_arg,
+    method_params_for,
+    seeds_of,
+    train_overrides,
+)
+from probssl.config import TrainConfig
+from probssl.errors import UserError
+from probssl.experiments.throughput import METHODS as THROUGHPUT_METHODS
+from probssl.experiments.throughput import format_table, run_throughput
+from probssl.methods import get_method_spec
+from probssl.runs.provenance import command_line, machine_line
+from probssl.userio import check_output_dir, check_output_file
+
+SET_HELP = "a parameter for every method that has it"
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from probssl.experiments.compare import compare  # lazy: scikit-learn
+
+    methods = comma_list(args.methods)
+    if not methods:
+        raise UserError("--methods needs at least one method")
+    for m in methods:
+        get_method_spec(m)
+    check_output_dir(args.out)
+    seeds = list(seeds_of(args, "compare"))
+    overrides = train_overrides(args)
+    params = method_params_for(methods, args.assignments)
+    for m in methods:
+        TrainConfig(method=m, dataset=args.dataset, epochs=args.epochs, params=params[m],
+                    **overrides)
+    compare(methods, args.dataset, seeds, args.epochs, Path(args.out), overrides,
+            eval_config(args), params=params)
+    return 0
+
+
+def cmd_throughput(args: argparse.Namespace) -> int:
+
+    if args.json is not None:
+        check_output_file(args.json, "--json")
+    methods = THROUGHPUT_METHODS
+    if args.methods:
+        names = comma_list(args.methods)
+        unknown = [m for m in names if m not in THROUGHPUT_METHODS]
+        if unknown:
+            raise UserError(f"bench throughput measures {', '.join(THROUGHPUT_METHODS)}; "
+                            f"not {', '.join(unknown)}")
+        methods = {m: THROUGHPUT_METHODS[m] for m in names}
+    t0 = time.perf_counter()
+    result = run_throughput(quick=args.quick, methods=methods,
+                            log=lambda m: print(m, file=sys.stderr))
+    result.update(command=command_line(), machine=machine_line(),
+                  wall_seconds=time.perf_counter() - t0)
+    print(format_table(result))
+    print(f"\n`{result['command']}`; machine: {result['machine']}; wall time "
+          f"{result['wall_seconds']:.0f} s.")
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from probssl.experiments.bench import parse_sweep, plan_grid, run_grid  # scikit-learn
+
+    if args.mode == "throughput":
+        return cmd_throughput(args)
+    for flag in ("methods", "datasets", "out"):
+        if not getattr(args, flag):
+            raise UserError(f"bench: --{flag} is required for a grid")
+    if args.quick or args.json is not None:
+        raise UserError("bench: --quick and --json belong to `bench throughput`")
+
+    methods = comma_list(args.methods)
+    datasets = comma_list(args.datasets)
+    check_output_dir(args.out)
+    seeds = list(seeds_of(args, "bench grid"))
+    params = method_params_for(methods, args.assignments)
+    plan = plan_grid(methods, datasets, seeds, preset=args.preset, epochs=args.epochs,
+                     train_overrides=train_overrides(args), params=params,
+                     sweep=parse_sweep(args.sweep))
+    run_grid(plan, Path(args.out), eval_config(args), progress=not args.no_progress)
+    print(f"grid in {args.out}; tables: probssl report {args.out} --out report.md")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from probssl.experiments.report import write_report  # lazy: scikit-learn, matplotlib
+
+    check_output_file(args.out)
+    out = write_report(Path(args.grid), Path(args.out))
+    print(f"wrote {out}")
+    return 0
+
+
+def _cell_args(p: argparse.ArgumentParser) -> None:
+    """What compare and bench give every run they train."""
+    p.add_argument("--lr", type=float_arg(0, lo_open=True), default=None)
+    p.add_argument("--batch-size", type=int_arg(1, 1 << 24), default=None)
+    add_data_dir_arg(p)
+    add_device_arg(p)
+
+
+def register(subparsers) -> None:
+    p = add_command(subparsers, "compare", cmd_compare,
+                    "methods x seeds on one dataset, evaluated, tabulated")
+    p.add_argument("--methods", required=True, help="comma-separated, e.g. vae,random")
+    add_set_arg(p, SET_HELP)
+    p.add_argument("--dataset", required=True)
+    add_seed_args(p, "0,1,2")
+    p.add_argument("--epochs", type=int_arg(0, 1_000_000), default=20)
+    _cell_args(p)
+    p.add_argument("--out", required=True)
+    add_eval_args(p)
+
+    p = add_command(subparsers, "bench", cmd_bench,
+                    "methods x datasets x seeds (x a swept parameter) grid, resumable; "
+                    "`bench throughput`: speed against the measured roofline")
+    p.add_argument("mode", nargs="?", default="grid", choices=["grid", "throughput"],
+                   help="grid (default) or throughput")
+    p.add_argument("--quick", action="store_true", help="throughput: shorter timings")
+    p.add_argument("--json", default=None, help="throughput: also write the results as JSON")
+    p.add_argument("--methods", default=None, help="comma-separated")
+    p.add_argument("--datasets", default=None, help="comma-separated")
+    add_seed_args(p, "0,1,2")
+    p.add_argument("--preset", default=None, help="paper, reference-code or quick")
+    p.add_argument("--epochs", type=int_arg(0, 1_000_000), default=None,
+                   help="overrides the preset's")
+    p.add_argument("--sweep", default=None, help="KEY=V1,V2,... e.g. J=2,4,6,8,10")
+    add_set_arg(p, SET_HELP)
+    _cell_args(p)
+    p.add_argument("--out", default=None, help="grid folder (required for a grid)")
+    add_progress_arg(p)
+    add_eval_args(p)
+
+    p = add_command(subparsers, "report", cmd_report,
+                    "markdown tables (paper layout) from a bench grid")
+    p.add_argument("grid", help="bench grid folder")
+    p.add_argument("--out", required=True, help="markdown file")

@@ -1,0 +1,161 @@
+"""Commands on a trained run's frozen encoder: ``evaluate``, ``embed``, ``sample``,
+``train-decoder``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from probssl.cli.common import (
+    add_command,
+    add_data_dir_arg,
+    add_device_arg,
+    add_eval_args,
+    add_progress_arg,
+    add_seed_arg,
+    device_of,
+    eval_config,
+    float_arg,
+    int_arg,
+)
+from probssl.runs.format import load_run, write_json_atomic
+from probssl.userio import atomic_write, check_output_file
+
+
+def format_eval(result: dict) -> str:
+    knn = result["knn"]
+    return (f"{result['method']} on {result['dataset']} (seed {result['seed']}, epoch "
+            f"{result['epoch']}): kNN best {100 * knn['best']:.2f}% (k={knn['best_k']}), "
+            f"kNN val-k {100 * result['knn_val_k']['accuracy']:.2f}% "
+            f"(k={result['knn_val_k']['k']}), linear probe "
+            f"{100 * result['linear_probe']['test_accuracy']:.2f}%"
+            + (f", MLP probe {100 * result['mlp_probe']['test_accuracy']:.2f}%"
+               if "mlp_probe" in result else "")
+            + (f", GMM accuracy {100 * result['gmm']['accuracy']:.2f}% (NMI "
+               f"{result['gmm']['nmi']:.3f}, ARI {result['gmm']['ari']:.3f})"
+               if "gmm" in result else ""))
+
+
+def format_extras(result: dict) -> list[str]:
+    lines = []
+    if "mse" in result:
+        lines.append(f"reconstruction MSE {result['mse']:.5f}")
+    if "fid" in result:
+        f = result["fid"]
+        lines.append(f"{'FID' if f['inception'] else 'Fréchet distance'} {f['value']:.3f} "
+                     f"({f['n']} samples; features: {f['features']})")
+    if "factors" in result:
+        lines.append("style/content factors: " + ", ".join(
+            f"{k} {v['metric']} {v['value']:.3f}" for k, v in result["factors"].items()))
+    if "attributes" in result:
+        a = result["attributes"]
+        mean = sum(a["attributes"].values()) / len(a["attributes"])
+        lines.append(f"attributes ({a['probe']} probe): mean accuracy over "
+                     f"{len(a['attributes'])} {100 * mean:.1f}%"
+                     + (f", hair colour (5 classes) {100 * a['hair_colour']:.1f}%"
+                        if "hair_colour" in a else ""))
+    if "pair_retrieval" in result:
+        pr = result["pair_retrieval"]
+        lines.append(f"held-out pair retrieval (Eq. 34): top-1 {100 * pr['top1']:.1f}% among "
+                     f"{pr['batch_size']} candidates (chance {100 * pr['chance']:.1f}%)")
+    return lines
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from probssl.evaluate import evaluate_run  # lazy: scikit-learn
+    from probssl.evaluate.protocol import extra_evaluations
+
+    cfg = eval_config(args)
+    device = device_of(args)
+    loaded = load_run(args.run, data_dir=args.data_dir, device=device)
+    result = evaluate_run(loaded, cfg, device=device)
+    result.update(extra_evaluations(loaded, cfg))
+    write_json_atomic(Path(args.run) / "eval.json", result)
+    print(format_eval(result))
+    for line in format_extras(result):
+        print(line)
+    print("kNN per k: " + " ".join(f"{k}:{100 * v:.1f}" for k, v in result["knn"]["per_k"].items()))
+    print(cfg.footer())
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    from probssl.evaluate import run_embeddings  # lazy: scikit-learn
+
+    out = check_output_file(args.out)
+    if out.suffix != ".npz":  # np.savez would silently append it
+        out = check_output_file(out.with_name(out.name + ".npz"))
+    device = device_of(args)
+    loaded = load_run(args.run, data_dir=args.data_dir, device=device)
+    z, y = run_embeddings(loaded, args.split, device=device)
+    arrays = {"z": z} if y is None else {"z": z, "labels": y}
+    atomic_write(out, lambda fh: np.savez(fh, **arrays))
+    print(f"wrote {out}: z {z.shape}" + ("" if y is None else f", labels {y.shape}"))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from probssl.evaluate.generate import class_conditional_samples, frozen_decoder
+    from probssl.experiments.figures import sample_grid  # lazy: matplotlib
+
+    if args.out is not None:
+        check_output_file(args.out)
+    loaded = load_run(args.run, data_dir=args.data_dir)
+    images, labels = class_conditional_samples(loaded, args.per_class, args.seed)
+    _, source = frozen_decoder(loaded)
+    out = Path(args.out) if args.out else Path(args.run) / "samples.png"
+    sample_grid(images, labels, args.per_class, out,
+                f"{loaded.resolved.train.method} on {loaded.resolved.data.name}: z ~ N(mean_y, "
+                f"Cov_y) fitted per label, decoded ({source})")
+    print(f"wrote {out}: {args.per_class} samples for each of {len(set(labels))} labels")
+    return 0
+
+
+def cmd_train_decoder(args: argparse.Namespace) -> int:
+    from probssl.evaluate.generate import reconstruction_mse, train_decoder  # scikit-learn
+
+    loaded = load_run(args.run, data_dir=args.data_dir)
+    info = train_decoder(loaded, epochs=args.epochs, lr=args.lr, patience=args.patience,
+                         progress=not args.no_progress)
+    mse = reconstruction_mse(loaded, "test")
+    print(f"decoder fitted on the frozen encoder of {args.run} (epoch {info['epoch']}): "
+          f"{info['epochs_run']} epochs, best validation MSE {info['val_mse']:.4f}, "
+          f"test MSE {mse:.4f} -> {Path(args.run) / 'decoder.pt'}")
+    return 0
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run directory")
+    add_data_dir_arg(p)
+
+
+def register(subparsers) -> None:
+    p = add_command(subparsers, "evaluate", cmd_evaluate,
+                    "kNN and linear probe on a run's frozen encoder")
+    _run_args(p)
+    add_device_arg(p)
+    add_eval_args(p)
+
+    p = add_command(subparsers, "embed", cmd_embed,
+                    "write a split's encoder means and labels to .npz")
+    _run_args(p)
+    add_device_arg(p)
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--out", required=True)
+
+    p = add_command(subparsers, "sample", cmd_sample,
+                    "class-conditional samples: a Gaussian per label, decoded")
+    _run_args(p)
+    p.add_argument("--per-class", type=int_arg(1, 1000), default=8)
+    add_seed_arg(p)
+    p.add_argument("--out", default=None, help="PNG path (default RUN/samples.png)")
+
+    p = add_command(subparsers, "train-decoder", cmd_train_decoder,
+                    "fit a decoder on a run's frozen encoder (MSE, early stopping)")
+    _run_args(p)
+    p.add_argument("--epochs", type=int_arg(1, 1_000_000), default=200)
+    p.add_argument("--lr", type=float_arg(0, lo_open=True), default=1e-4)
+    p.add_argument("--patience", type=int_arg(1, 1_000_000), default=10)
+    add_progress_arg(p)
