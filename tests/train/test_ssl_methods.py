@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from probssl.cli import main
-from probssl.config import TrainConfig
+from probssl.config import TrainConfig, preset_values
 from probssl.errors import UserError
-from probssl.config import preset_values
 from probssl.train import train
 from probssl.train.checkpoint import list_checkpoints
 from probssl.train.run import read_metrics, read_run_config
