@@ -13,6 +13,7 @@ with the RNG states of a checkpoint continues exactly where the checkpointed run
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -30,17 +31,20 @@ class StepOutput:
     metrics: dict[str, Any]
 
 
-def train_step(method: torch.nn.Module, views: torch.Tensor,
+def train_step(method: torch.nn.Module, views: Any,
                optimizer: torch.optim.Optimizer, *, model: torch.nn.Module | None = None,
                schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
                amp: bool = False,
                before_backward: Callable[[torch.Tensor], None] | None = None) -> StepOutput:
-    """One optimisation step on one batch of views (B, J, ...): forward (through ``model``,
+    """One optimisation step on one batch of views (B, J, ...; whatever ``method`` takes,
+    a tensor when ``amp``): forward (through ``model``,
     e.g. the DDP or compiled wrapper of ``method``, when given), loss, backward, optimiser
     step, learning-rate schedule step, then ``method.after_step()`` (e.g. MoCo's key
     encoder update). ``before_backward(loss)`` runs between the forward and the backward
     (the NaN guard). ``amp``: bfloat16 autocast of the forward."""
-    with torch.autocast(views.device.type, dtype=torch.bfloat16, enabled=amp):
+    cast = torch.autocast(views.device.type, dtype=torch.bfloat16) if amp else \
+        contextlib.nullcontext()
+    with cast:
         loss, metrics = (model if model is not None else method)(views)
     loss_d = loss.detach()
     if before_backward is not None:

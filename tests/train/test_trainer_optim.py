@@ -34,7 +34,7 @@ class _UnitGradient(Method):
         return self.w + 0 * views.mean().double(), {}
 
     def after_step(self):
-        _UnitGradient.values.append(float(self.w))
+        _UnitGradient.values.append(float(self.w.detach()))
 
 
 def _expected_lr(s: int, base: float, total: int, warmup: int, r: float) -> float:
