@@ -41,7 +41,7 @@ from probssl.data.moving_balls import moving_balls
 from probssl.data.views import pair_indices
 from probssl.errors import UserError
 from probssl.experiments.compare import mean_se
-from probssl.nn.ball_windows import BallWindows, make_windows, windowed_forward
+from probssl.experiments.moving_balls.windows import BallWindows, make_windows, windowed_forward
 from probssl.nn.centre_of_mass import BallEncoder
 from probssl.objectives.infonce import infonce_log_ratio
 from probssl.train.loop import train_step
@@ -343,7 +343,7 @@ def run_experiment(cfg: BallsExperimentConfig, out: Path, progress: bool = True,
                "trained_now": len(todo)}
     write_json_atomic(out / "metrics.json", metrics)
     (out / "table.md").write_text(_table(cfg, summary, command, machine, wall, len(todo)))
-    from probssl.experiments.moving_balls_figure import draw_figure
+    from probssl.experiments.moving_balls.figure import draw_figure
 
     draw_figure(cfg, v, win, fig_inputs, summary, out / "fig1.png")
     return metrics

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from probssl.critics import build_critic  # noqa: E402
-from probssl.nn.ball_windows import BallWindows  # noqa: E402
+from probssl.experiments.moving_balls.windows import BallWindows  # noqa: E402
 
 COLOURS = {"rbf": "tab:blue", "bilinear": "tab:red", "supervised": "tab:green",
            "random": "tab:gray"}
@@ -36,8 +36,8 @@ def _prior_heatmap(enc, critic_name: str, critic_state: dict, cfg, video, t: int
     """P(next location of ``ball`` = g | frame t) ∝ f(z(x_t), z(x'_g)) over a grid of positions
     g, where x'_g is frame t+1 with that ball moved to g (R(z') taken as uniform, Eq. 26)."""
     from probssl.data.moving_balls import render
-    from probssl.experiments.moving_balls import embed
-    from probssl.nn.ball_windows import make_windows
+    from probssl.experiments.moving_balls.experiment import embed
+    from probssl.experiments.moving_balls.windows import make_windows
 
     size, r = cfg.size, cfg.diameter / 2
     g = torch.linspace(r, size - r, grid, dtype=torch.float64)
@@ -64,7 +64,7 @@ def _prior_heatmap(enc, critic_name: str, critic_state: dict, cfg, video, t: int
 
 def draw_figure(cfg, video, win: BallWindows, encoders: dict[str, tuple[Any, dict | None]],
                 summary: dict[str, Any], path: Path) -> None:
-    from probssl.experiments.moving_balls import (
+    from probssl.experiments.moving_balls.experiment import (
         LABELS,
         decode,
         embed,
