@@ -146,13 +146,18 @@ class TensorBoard(Callback):
     installed; optional)."""
 
     def __init__(self, run_dir: Path, enabled: bool) -> None:
+        self.run_dir = run_dir
+        self.enabled = enabled
         self.writer = None
-        if enabled:
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        # opened with the loop (a run that trains nothing gets no tensorboard folder)
+        if self.enabled and self.writer is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # tensorboard not installed: optional
                 return
-            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
         if self.writer is None:
