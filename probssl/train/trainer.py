@@ -285,12 +285,8 @@ def _load_schedule(sched: torch.optim.lr_scheduler.LambdaLR | None, state: dict[
     if sched is None:
         return
     if state.get("schedule") is not None:
-        total = sched.lr_lambdas[0].total_steps
+        # its settings come back too: a resumed schedule keeps its length (see _train)
         sched.load_state_dict(state["schedule"])
-        if sched.lr_lambdas[0].total_steps != total:
-            warn(f"the learning-rate schedule keeps its original length "
-                 f"({sched.lr_lambdas[0].total_steps} steps), not the {total} steps of the "
-                 "new --epochs")
         return
     sched.last_epoch = steps_done
     sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
@@ -379,6 +375,11 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
             raise UserError(f"--resume --epochs {cfg.epochs}: {run_dir} has already trained "
                             f"{start.epoch} epochs; pass --epochs > {start.epoch} to continue")
         return TrainResult(run_dir, start.epoch, start.history, method)
+    if dist_info.is_main and sched is not None and sched.lr_lambdas[0].name != "constant" \
+            and sched.lr_lambdas[0].total_steps != max(cfg.epochs * spe, 1):
+        warn(f"the learning-rate schedule keeps its original length "
+             f"({sched.lr_lambdas[0].total_steps} steps), not the "
+             f"{max(cfg.epochs * spe, 1)} steps of --epochs {cfg.epochs}")
     if dist_info.is_main:
         write_run_files(run_dir, resolved, {"device": str(device),
                                             "world_size": dist_info.world_size})
