@@ -6,8 +6,9 @@ every figure here is paired with its reference, measured in the same run:
 * **roofline**: the machine's dense fp32 matmul rate (sgemm) at sizes like the MLP preset's
   layers; the best of them is the peak used for model FLOP utilisation (MFU).
 * **training** (simvae, vae, simclr, vicreg; MLP preset, MNIST-sized images, 128 images × J
-  views): the step alone (views pre-augmented) and end-to-end (batched augmentation
-  included), in views/s and as MFU = model FLOPs per step (counted by
+  views): the trainer's step alone (``train_step`` on pre-augmented views) and end to end
+  (a ``Trainer`` epoch without callbacks: batched augmentation included), in views/s and
+  as MFU = model FLOPs per step (counted by
   ``torch.utils.flop_counter`` on a real forward + backward) / step time / peak.
 * **augmentation**: views/s of the batched pipeline and of the same ops applied image by
   image in a Python loop (how PIL/torchvision pipelines in DataLoader workers work).
@@ -28,8 +29,11 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from probssl.data.augment import augment, get_preset
+from probssl.data.augment import get_preset
+from probssl.data.views import augmented_views, make_view_source
 from probssl.methods import build_method, make_method_config
+from probssl.train.loop import Trainer, train_step
+from probssl.train.optim import build_optimizer
 
 METHODS = {"simvae": 10, "vae": 1, "simclr": 2, "vicreg": 2}  # method -> J
 IMAGE_SHAPE = (1, 28, 28)
@@ -148,24 +152,31 @@ class MethodThroughput:
 
 
 def method_throughput(name: str, n_views: int, peak: float, batch: int = 128,
-                      min_seconds: float = 3.0, seed: int = 0,
-                      profile: bool = False) -> MethodThroughput:
+                      min_seconds: float = 3.0, seed: int = 0, profile: bool = False,
+                      steps_per_epoch: int = 4) -> MethodThroughput:
+    """The trainer's own step (:func:`probssl.train.loop.train_step`) on pre-made views, and
+    end to end the trainer's own epoch (:class:`probssl.train.loop.Trainer`: data order,
+    batched augmentation, step, metric sums) with no callbacks (no logging, checkpoints or
+    progress bar), over ``steps_per_epoch`` batches of synthetic images."""
     torch.manual_seed(seed)
     cfg = make_method_config(name, {"n_views": n_views}, arch="mlp", latent_dim=10)
     method = build_method(name, cfg, IMAGE_SHAPE)
-    opt = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=1e-4,
-                           fused=True)
+    opt = build_optimizer(method, name="adam", lr=1e-4, fused=True)
     aug_cfg = get_preset("mnist")
     gen = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (batch, *IMAGE_SHAPE), dtype=torch.uint8, generator=gen)
-    views = augment(images, n_views, aug_cfg, gen)
+    images = torch.randint(0, 256, (batch * steps_per_epoch, *IMAGE_SHAPE), dtype=torch.uint8,
+                           generator=gen)
+    source = make_view_source("augment", images, n_views, aug_cfg, gen)
+    views = source(torch.arange(batch))
+    trainer = Trainer(method, opt, source, source.n_items, batch_size=batch, epochs=1,
+                      seed=seed, device=torch.device("cpu"))
 
-    def step(v: torch.Tensor) -> None:
-        loss, _ = method(v)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        method.after_step()
+    def step() -> None:
+        train_step(method, views, opt)
+
+    def epoch() -> None:
+        trainer.history.clear()
+        trainer.run_epoch(0)
 
     def forward_backward() -> None:
         loss, _ = method(views)
@@ -174,17 +185,17 @@ def method_throughput(name: str, n_views: int, peak: float, batch: int = 128,
     flops = count_flops(forward_backward)
     mm_s = matmul_bound_seconds(forward_backward, min_seconds)
     opt.zero_grad(set_to_none=True)
-    step_s = timeit(lambda: step(views), min_seconds)
-    e2e_s = timeit(lambda: step(augment(images, n_views, aug_cfg, gen)), min_seconds)
+    step_s = timeit(step, min_seconds)
+    e2e_s = timeit(epoch, min_seconds, warmup=1) / steps_per_epoch
     extra = {"matmul_seconds": mm_s}
     if profile:
-        extra["profile"] = profile_top_ops(lambda: step(views))
+        extra["profile"] = profile_top_ops(step)
     return MethodThroughput(name, n_views, batch, step_s, e2e_s, flops, peak, extra)
 
 
 def per_sample_augment(images: torch.Tensor, n_views: int, cfg, gen) -> torch.Tensor:
     """The in-run reference: the same ops, one image and one view at a time."""
-    out = [augment(images[i:i + 1], 1, cfg, gen) for i in range(len(images))
+    out = [augmented_views(images[i:i + 1], 1, cfg, gen) for i in range(len(images))
            for _ in range(n_views)]
     return torch.cat(out)
 
@@ -194,7 +205,7 @@ def augmentation_throughput(preset: str, shape: tuple[int, int, int], batch: int
     cfg = get_preset(preset)
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, generator=gen)
-    batched = timeit(lambda: augment(images, n_views, cfg, gen), min_seconds)
+    batched = timeit(lambda: augmented_views(images, n_views, cfg, gen), min_seconds)
     small = images[:16]  # the loop is slow; its rate per view does not depend on the batch
     looped = timeit(lambda: per_sample_augment(small, n_views, cfg, gen), min_seconds,
                     min_calls=1, warmup=1)

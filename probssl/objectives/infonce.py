@@ -27,10 +27,15 @@ def _check_square(scores: torch.Tensor) -> int:
     return scores.shape[0]
 
 
+def infonce_log_ratio(scores: torch.Tensor) -> torch.Tensor:
+    """Per row i: log f(z_i, z'_i) / Σ_j f(z_i, z'_j) — the term I_N averages (B,)."""
+    return torch.diagonal(scores) - torch.logsumexp(scores, dim=1)
+
+
 def infonce_bound(scores: torch.Tensor, convention: str = "paper") -> torch.Tensor:
     """I_N (Eq. 6) from a (B, B) score matrix; N = B − 1 in-batch negatives."""
     b = _check_square(scores)
-    log_ratio = torch.diagonal(scores) - torch.logsumexp(scores, dim=1)
+    log_ratio = infonce_log_ratio(scores)
     if convention == "paper":
         offset = math.log(b - 1)
     elif convention == "oord":

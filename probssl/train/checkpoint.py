@@ -141,7 +141,7 @@ def _check_state(state: Any, path: Path) -> dict[str, Any]:
     checks = [("model", dict, False), ("epoch", int, False), ("step", int, True),
               ("rng", list | tuple, True), ("history", list, True),
               ("partial", list | tuple, True), ("config", dict, True),
-              ("optimizer", dict, True)]
+              ("optimizer", dict, True), ("schedule", dict, True)]
     for key, tp, nullable in checks:
         value = state.get(key)
         if value is None and nullable:

@@ -1,8 +1,11 @@
-"""The one training loop every method uses.
+"""``train(cfg, run_dir)``: one run of any method, from a config to a run directory.
 
-A method supplies its networks and its loss (``Method.forward(views)``); the trainer owns
-epochs, Adam, batching, the seed, the device, mixed precision, progress, the metrics log,
-checkpoints, resume, the NaN guard and DDP.
+A method supplies its networks and its loss (``Method.forward(views)``); this module builds
+everything else from the config — the device, the data and its views
+(:mod:`probssl.data.views`), the optimiser and the per-step learning-rate schedule
+(:mod:`probssl.train.optim`), the run directory, resume, DDP — and hands them to the
+:class:`~probssl.train.loop.Trainer`, whose checkpoints, NaN guard, metrics log, TensorBoard,
+progress bar and Ctrl-C stop are callbacks (:mod:`probssl.train.callbacks`).
 
 Data stays on the training device as uint8 for the whole run; each step gathers a batch by
 index and augments it into J views there, so no host-to-device copy happens per step.
@@ -14,31 +17,20 @@ continues exactly where it stopped — at an epoch end, a periodic mid-epoch che
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import random
-import signal
-import sys
-import threading
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
-from tqdm.auto import tqdm
 
 from probssl.config import TrainConfig
-from probssl.data import augment, preprocess
-from probssl.errors import (
-    CheckpointWriteFailed,
-    TrainingDiverged,
-    TrainingInterrupted,
-    UserError,
-)
+from probssl.data.views import make_view_source, next_frame_items
+from probssl.errors import UserError
 from probssl.methods import Method, build_method
 from probssl.runs.format import (
     CONFIG_FILE,
@@ -51,56 +43,23 @@ from probssl.runs.format import (
     write_run_files,
 )
 from probssl.train import checkpoint as ckpt
-from probssl.train.distributed import (
-    DistInfo,
-    all_reduce_mean,
-    any_true,
-    barrier,
-    gather_objects,
-    init_distributed,
-    shutdown,
+from probssl.train.callbacks import (
+    Checkpointing,
+    MetricsLog,
+    NaNGuard,
+    ProgressBar,
+    StopOnSignal,
+    TensorBoard,
+    set_rng_state,
 )
-from probssl.userio import atomic_write
+from probssl.train.distributed import DistInfo, barrier, init_distributed, shutdown
+from probssl.train.loop import Callback, Trainer, steps_per_epoch
+from probssl.train.optim import build_optimizer, build_schedule
+from probssl.userio import atomic_write, warn
 
 # Keys that may differ between the original run and a resumed one.
 RESUMABLE_CHANGES = {"epochs", "device", "download", "data_dir", "amp", "tensorboard",
                      "checkpoint_every", "keep_checkpoints", "compile"}
-
-
-def _diverged(run_dir: Path, epoch: int, step: int, loss: torch.Tensor) -> None:
-    last = ckpt.list_checkpoints(run_dir)
-    kept = f"checkpoint of epoch {last[-1][0]} ({last[-1][1].name})" if last else \
-        "no checkpoint"
-    raise TrainingDiverged(
-        f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}; stopped, the last "
-        f"good {kept} is kept in {run_dir}")
-
-
-class _StopRequest:
-    """Ctrl-C / SIGTERM asks the loop to checkpoint at the next step and stop; a second
-    Ctrl-C interrupts at once. Only installed in the main thread."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print(f"\nprobssl: {signal.Signals(signum).name} received: writing a checkpoint "
-              "at the next step (Ctrl-C again to stop at once)", file=sys.stderr)
-
-    @contextlib.contextmanager
-    def installed(self):
-        if threading.current_thread() is not threading.main_thread():
-            yield self
-            return
-        old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
 
 
 def check_device(name: str) -> str:
@@ -138,57 +97,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _rng_state(aug_gen: torch.Generator) -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state(), "augment": aug_gen.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], aug_gen: torch.Generator) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    aug_gen.set_state(state["augment"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def epoch_order(n: int, seed: int, epoch: int, dist_info: DistInfo) -> torch.Tensor:
-    """This rank's data order for ``epoch``: a seeded permutation, sharded like
-    DistributedSampler (every rank gets ``n // world_size`` images)."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=g)
-    per_rank = n // dist_info.world_size
-    return perm[dist_info.rank * per_rank:(dist_info.rank + 1) * per_rank]
-
-
 @dataclass
 class TrainResult:
     run_dir: Path
     epochs_done: int
     history: list[dict[str, Any]]
     method: Method
-
-
-class _TensorBoard:
-    def __init__(self, run_dir: Path, enabled: bool):
-        self.writer = None
-        if enabled:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard not installed: optional
-                return
-            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
-
-    def log(self, row: dict[str, Any]) -> None:
-        if self.writer is None:
-            return
-        for k, v in row.items():
-            if k != "epoch" and isinstance(v, (int, float)):
-                self.writer.add_scalar(k, v, row["epoch"])
-        self.writer.flush()
 
 
 def _check_resume_compatible(saved: TrainConfig, new: TrainConfig, run_dir: Path) -> None:
@@ -238,14 +152,6 @@ def train(cfg: TrainConfig, run_dir: str | Path, *, resume: bool = False,
     # every rank got here: drain the gloo workers, then destroy the group (distributed.py)
     shutdown(dist_info)
     return result
-
-
-def _n_batches(n: int, batch_size: int) -> int:
-    """Steps per epoch: ceil(n / batch_size), except that a last batch of a single image is
-    merged into the one before (batch statistics — VICReg's variance, batch norm — need two
-    images; e.g. 1,438 digits with batch 479 would leave one)."""
-    n_batches = math.ceil(n / batch_size)
-    return n_batches - 1 if n_batches > 1 and n % batch_size == 1 else n_batches
 
 
 def _min_batch(method: Method) -> int:
@@ -321,109 +227,113 @@ def _truncate_metrics(run_dir: Path, epochs: int) -> None:
         atomic_write(run_dir / METRICS_FILE, lambda fh: fh.write(text.encode()))
 
 
-def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbose: bool,
-           dist_info: DistInfo) -> TrainResult:
-    device = resolve_device(cfg.device, dist_info)
-    resolved: ResolvedRun = resolve(cfg)
+def _build_method(cfg: TrainConfig, resolved: ResolvedRun, device: torch.device,
+                  dist_info: DistInfo) -> tuple[Method, int]:
+    """The seeded method on ``device`` and the number of items an epoch draws from; the
+    batch size checked against both."""
     data = resolved.data
     check_memory(cfg, resolved, device)  # before the network and the views are allocated
     seed_everything(cfg.seed)
     method = build_method(cfg.method, resolved.method, data.image_shape).to(device)
     # With next-frame views an "item" is a start frame t with t + J - 1 still in the sequence.
-    n_train = len(data.x_train) - (method.n_views - 1 if cfg.views == "next-frame" else 0)
-    if n_train < 1:
+    n_items = (next_frame_items(len(data.x_train), method.n_views)
+               if cfg.views == "next-frame" else len(data.x_train))
+    if n_items < 1:
         raise UserError(f"next-frame views need more than {method.n_views - 1} frames")
     if method.trainable and cfg.batch_size < _min_batch(method):
         raise UserError(f"batch_size {cfg.batch_size}: {cfg.method} needs at least "
                         f"{_min_batch(method)} images per step (batch statistics)")
-    if method.trainable and cfg.batch_size > n_train // dist_info.world_size:
+    if method.trainable and cfg.batch_size > n_items // dist_info.world_size:
         raise UserError(f"batch_size {cfg.batch_size} is larger than the "
-                        f"{n_train // dist_info.world_size} training images per process")
-    aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + dist_info.rank)
-    params = [p for p in method.parameters() if p.requires_grad]
+                        f"{n_items // dist_info.world_size} training images per process")
+    return method, n_items
+
+
+def build_optimization(method: torch.nn.Module, cfg: TrainConfig, device: torch.device,
+                       steps_per_epoch: int
+                       ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The optimiser and the per-step learning-rate schedule the config names
+    (:mod:`probssl.train.optim`). The default (adam, constant, no warmup) is the trainer's
+    historical fused Adam at a constant rate, bit for bit."""
     # fused Adam: one kernel for all parameters (8x faster than the per-tensor loop on CPU
     # for the MLP preset, measured by `probssl bench throughput`)
-    opt = torch.optim.Adam(params, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay,
-                           fused=device.type in ("cpu", "cuda")) if method.trainable else None
-    start_epoch, start_step, history, partial = 0, 0, [], None
-    if resume:
-        found = ckpt.load_latest_with_path(run_dir)
-        state = None if found is None else found[1]
-        if found is not None:
-            check_checkpoint_matches_config(resolved, state, found[0], run_dir / CONFIG_FILE)
-            try:
-                method.load_state_dict(state["model"])
-                if opt is not None and state.get("optimizer") is not None:
-                    opt.load_state_dict(state["optimizer"])
-            except (RuntimeError, ValueError, KeyError) as exc:
-                raise UserError(f"checkpoint {found[0]} does not match "
-                                f"{run_dir / CONFIG_FILE} ({str(exc).splitlines()[0][:200]})"
-                                ) from None
-            rng = state.get("rng") or []
-            if len(rng) == dist_info.world_size:
-                _set_rng_state(rng[dist_info.rank], aug_gen)
-            else:  # resumed on a different number of processes: fresh, distinct streams
-                seed_everything(cfg.seed + 1_000 * dist_info.rank + int(state["epoch"]))
-                aug_gen.manual_seed(cfg.seed * 7919 + dist_info.rank + int(state["epoch"]))
-            start_epoch = int(state["epoch"])
-            history = state.get("history", [])
-            if state.get("step") and len(rng) == dist_info.world_size:
-                # a mid-epoch checkpoint: continue at the same position of the same order
-                start_step = int(state["step"])
-                partial = (state.get("partial") or [None] * dist_info.world_size)[
-                    dist_info.rank]
-    if resume and start_step == 0 and start_epoch >= cfg.epochs:
-        # nothing to train: never rewrite a finished run's files (config, meta, metrics)
-        if start_epoch > cfg.epochs:
-            raise UserError(f"--resume --epochs {cfg.epochs}: {run_dir} has already trained "
-                            f"{start_epoch} epochs; pass --epochs > {start_epoch} to continue")
-        return TrainResult(run_dir, start_epoch, history, method)
-    if dist_info.is_main:
-        write_run_files(run_dir, resolved, {"device": str(device),
-                                            "world_size": dist_info.world_size})
-        if not resume:
-            (run_dir / METRICS_FILE).unlink(missing_ok=True)
-        else:  # resumed from an older checkpoint (fallback): drop rows it does not cover
-            _truncate_metrics(run_dir, start_epoch)
-    barrier(dist_info)
+    opt = build_optimizer(method, name=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                          momentum=cfg.momentum, eps=cfg.adam_eps,
+                          fused=device.type in ("cpu", "cuda"))
+    sched = build_schedule(opt, name=cfg.schedule,
+                           total_steps=max(cfg.epochs * steps_per_epoch, 1),
+                           warmup_steps=cfg.warmup_epochs * steps_per_epoch,
+                           final_lr_ratio=cfg.final_lr_ratio)
+    return opt, sched
 
-    def save(epoch: int, step: int = 0, partial_state: dict | None = None) -> None:
-        # Every rank's RNG states are kept (collective call), so each rank resumes its own
-        # augmentation and sampling streams.
-        rng = gather_objects(_rng_state(aug_gen), dist_info)
-        partials = gather_objects(partial_state, dist_info) if step else None  # per rank
-        if dist_info.is_main:
-            state = {"model": method.state_dict(),
-                     "optimizer": opt.state_dict() if opt is not None else None,
-                     "epoch": epoch, "step": step, "partial": partials, "rng": rng,
-                     "history": history, "config": resolved.config_dict()}
-            failure = None
-            try:
-                ckpt.save_checkpoint(state, run_dir, epoch, cfg.keep_checkpoints, step)
-            except OSError as exc:
-                last = ckpt.list_checkpoints(run_dir)
-                kept = last[-1][1].name if last else "none"
-                failure = (f"could not write a checkpoint in {run_dir} "
-                           f"({exc.strerror or exc}); the previous checkpoint ({kept}) is "
-                           "intact — free space and --resume")
-        else:
-            failure = None
-        # Every rank learns rank 0's outcome, so all stop together with the same line
-        # instead of waiting in the next collective until torchrun kills them.
-        failure = gather_objects(failure, dist_info)[0]
-        if failure is not None:
-            raise CheckpointWriteFailed(failure)
 
-    if not method.trainable:
-        if not ckpt.list_checkpoints(run_dir):
-            save(0)
-        return TrainResult(run_dir, 0, history, method)
-    if start_epoch == 0 and start_step == 0 and not ckpt.list_checkpoints(run_dir):
-        save(0)  # the initial weights: a baseline and a fallback
+@dataclass
+class _Start:
+    """Where a run starts: epochs done, steps done inside the next, its running sums, and
+    the history so far."""
 
+    epoch: int = 0
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    partial: dict[str, Any] | None = None
+
+
+def _load_schedule(sched: torch.optim.lr_scheduler.LambdaLR | None, state: dict[str, Any],
+                   steps_done: int) -> None:
+    """The schedule's saved state; a checkpoint from before schedules were saved (constant
+    rate) continues at the rate it ran with, counted from the steps it has done."""
+    if sched is None:
+        return
+    if state.get("schedule") is not None:
+        # its settings come back too: a resumed schedule keeps its length (see _train)
+        sched.load_state_dict(state["schedule"])
+        return
+    sched.last_epoch = steps_done
+    sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
+
+
+def _resume_state(run_dir: Path, resolved: ResolvedRun, method: Method,
+                  opt: torch.optim.Optimizer | None,
+                  sched: torch.optim.lr_scheduler.LambdaLR | None, aug_gen: torch.Generator,
+                  steps_per_epoch: int, dist_info: DistInfo) -> _Start:
+    """Load the newest checkpoint that loads into the method, the optimiser, the schedule
+    and the RNGs; where to continue."""
+    cfg = resolved.train
+    found = ckpt.load_latest_with_path(run_dir)
+    if found is None:
+        return _Start()
+    path, state = found
+    check_checkpoint_matches_config(resolved, state, path, run_dir / CONFIG_FILE)
+    try:
+        method.load_state_dict(state["model"])
+        if opt is not None and state.get("optimizer") is not None:
+            opt.load_state_dict(state["optimizer"])  # then the schedule (it reads the lr)
+            _load_schedule(sched, state, int(state["epoch"]) * steps_per_epoch
+                           + int(state.get("step") or 0))
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise UserError(f"checkpoint {path} does not match {run_dir / CONFIG_FILE} "
+                        f"({str(exc).splitlines()[0][:200]})") from None
+    rng = state.get("rng") or []
+    if len(rng) == dist_info.world_size:
+        set_rng_state(rng[dist_info.rank], aug_gen)
+    else:  # resumed on a different number of processes: fresh, distinct streams
+        seed_everything(cfg.seed + 1_000 * dist_info.rank + int(state["epoch"]))
+        aug_gen.manual_seed(cfg.seed * 7919 + dist_info.rank + int(state["epoch"]))
+    start = _Start(int(state["epoch"]), 0, state.get("history", []))
+    if state.get("step") and len(rng) == dist_info.world_size:
+        # a mid-epoch checkpoint: continue at the same position of the same order
+        start.step = int(state["step"])
+        start.partial = (state.get("partial") or [None] * dist_info.world_size)[dist_info.rank]
+    return start
+
+
+def _wrap(method: Method, cfg: TrainConfig, resolved: ResolvedRun, device: torch.device,
+          dist_info: DistInfo) -> torch.nn.Module:
+    """What the forward runs through: the method, in NHWC on CUDA for ResNets, wrapped in
+    DDP across processes and compiled when asked."""
     if device.type == "cuda" and resolved.method.arch == "resnet":
         method.to(memory_format=torch.channels_last)  # NHWC convolutions on tensor cores
-    model: torch.nn.Module | None = method
+    model: torch.nn.Module = method
     if dist_info.enabled:
         model = DDP(method, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
@@ -433,101 +343,66 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
         # reproduce the same noise compiled or not
         inductor_config.fallback_random = True
         model = torch.compile(model)
-    x_all = data.x_train.to(device)
-    use_amp = cfg.amp and device.type == "cuda"
-    tb = _TensorBoard(run_dir, cfg.tensorboard and dist_info.is_main)
-    show = progress and dist_info.is_main
-    # The host reads the loss (a device sync) only every `sync_every` steps on GPUs; on CPU
-    # there is nothing to overlap, so every step (the NaN guard then stops at once).
-    sync_every = 1 if device.type == "cpu" else 16
-    stop = _StopRequest()
-    try:
-        with stop.installed():
-            for epoch in range(start_epoch, cfg.epochs):
-                method.train()
-                order = epoch_order(n_train, cfg.seed, epoch, dist_info).to(device)
-                n_batches = _n_batches(len(order), cfg.batch_size)
-                first = start_step if epoch == start_epoch else 0
-                sums: dict[str, torch.Tensor] = {}
-                n_views_seen, elapsed = 0, 0.0
-                if first and partial:
-                    sums = {k: torch.tensor(v, dtype=torch.float64, device=device)
-                            for k, v in partial["sums"].items()}
-                    n_views_seen, elapsed = partial["n_views_seen"], partial["seconds"]
-                bad_step = torch.full((), -1, dtype=torch.int64, device=device)
-                t0 = time.perf_counter()
-                bar = tqdm(range(first, n_batches), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                           leave=False, disable=(not show) or None, unit="step",
-                           initial=first, total=n_batches)
-                for step in bar:
-                    # the last batch takes the remainder (a lone image joins the one before)
-                    end = len(order) if step == n_batches - 1 else (step + 1) * cfg.batch_size
-                    idx = order[step * cfg.batch_size:end]
-                    if cfg.views == "next-frame":
-                        frames = idx.unsqueeze(1) + torch.arange(method.n_views, device=device)
-                        views = preprocess(x_all[frames.flatten()], resolved.augment).unflatten(
-                            0, frames.shape)
-                    else:
-                        views = augment(x_all[idx], method.n_views, resolved.augment, aug_gen)
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                        loss, metrics = model(views)
-                    loss_d = loss.detach()
-                    bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss_d),
-                                           torch.tensor(step, device=device), bad_step)
-                    done = step + 1
-                    at_sync = done % sync_every == 0 or done == n_batches
-                    if at_sync and any_true(bad_step >= 0, dist_info):
-                        _diverged(run_dir, epoch, int(bad_step), loss_d)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    method.after_step()
-                    n_views_seen += views.shape[0] * views.shape[1]
-                    for k, v in (("loss", loss_d), *metrics.items()):
-                        v = v.detach().double() if torch.is_tensor(v) else torch.tensor(
-                            float(v), dtype=torch.float64, device=device)
-                        sums[k] = sums[k] + v if k in sums else v
-                    if show and at_sync:
-                        rate = n_views_seen / max(elapsed + time.perf_counter() - t0, 1e-9)
-                        bar.set_postfix(loss=f"{float(loss_d):.4g}", views_s=f"{rate:.0f}")
-                    periodic = cfg.checkpoint_every and done % cfg.checkpoint_every == 0
-                    interrupted = at_sync and any_true(
-                        torch.tensor(stop.requested, device=device), dist_info)
-                    if done < n_batches and (periodic or interrupted):
-                        if sync_every > 1 and any_true(bad_step >= 0, dist_info):
-                            _diverged(run_dir, epoch, int(bad_step), loss_d)
-                        part = {"sums": {k: float(v) for k, v in sums.items()},
-                                "n_views_seen": n_views_seen,
-                                "seconds": elapsed + time.perf_counter() - t0}
-                        save(epoch, done, part)
-                        if interrupted:
-                            bar.close()
-                            raise TrainingInterrupted(
-                                f"checkpoint written at epoch {epoch + 1}, step {done} of "
-                                f"{n_batches} in {run_dir}; continue exactly with --resume")
-                bar.close()
-                seconds = elapsed + time.perf_counter() - t0
-                row_metrics = all_reduce_mean({k: float(v) / n_batches for k, v in sums.items()},
-                                              dist_info, device)
-                row = {"epoch": epoch + 1, **row_metrics, "seconds": round(seconds, 4),
-                       "views_per_s": round(n_views_seen * dist_info.world_size / seconds, 1)}
-                history.append(row)
-                if dist_info.is_main:
-                    with open(run_dir / METRICS_FILE, "a") as fh:
-                        fh.write(json.dumps(row) + "\n")
-                    tb.log(row)
-                    if verbose:
-                        shown = " ".join(f"{k} {v:.4g}" for k, v in row_metrics.items())
-                        msg = (f"epoch {epoch + 1}/{cfg.epochs} {shown} ({seconds:.1f} s, "
-                               f"{row['views_per_s']:.0f} views/s)")
-                        tqdm.write(msg, file=sys.stderr)
-                save(epoch + 1)
-                if any_true(torch.tensor(stop.requested, device=device), dist_info):
-                    raise TrainingInterrupted(f"stopped after epoch {epoch + 1} (checkpoint "
-                                              f"written in {run_dir}); continue with --resume")
-    finally:
-        # the DDP wrapper must not outlive the loop, not even in a traceback's frame:
-        # its reducer holds the last gloo works (see distributed.py)
-        model = None
+    return model
+
+
+def run_callbacks(run_dir: Path, cfg: TrainConfig, resolved: ResolvedRun,
+                  aug_gen: torch.Generator, progress: bool, verbose: bool,
+                  dist_info: DistInfo) -> list[Callback]:
+    """A training run's callbacks, in the order their hooks must run (callbacks.py)."""
+    return [NaNGuard(run_dir), ProgressBar(progress and dist_info.is_main),
+            MetricsLog(run_dir / METRICS_FILE, verbose, dist_info),
+            TensorBoard(run_dir, cfg.tensorboard and dist_info.is_main),
+            StopOnSignal(run_dir),
+            Checkpointing(run_dir, cfg.keep_checkpoints, cfg.checkpoint_every,
+                          resolved.config_dict(), aug_gen)]
+
+
+def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbose: bool,
+           dist_info: DistInfo) -> TrainResult:
+    device = resolve_device(cfg.device, dist_info)
+    resolved: ResolvedRun = resolve(cfg)
+    method, n_items = _build_method(cfg, resolved, device, dist_info)
+    aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + dist_info.rank)
+    spe = steps_per_epoch(n_items, cfg.batch_size, dist_info)
+    opt, sched = build_optimization(method, cfg, device, spe) if method.trainable else \
+        (None, None)
+    start = _resume_state(run_dir, resolved, method, opt, sched, aug_gen, spe, dist_info) \
+        if resume else _Start()
+    if resume and start.step == 0 and start.epoch >= cfg.epochs:
+        # nothing to train: never rewrite a finished run's files (config, meta, metrics)
+        if start.epoch > cfg.epochs:
+            raise UserError(f"--resume --epochs {cfg.epochs}: {run_dir} has already trained "
+                            f"{start.epoch} epochs; pass --epochs > {start.epoch} to continue")
+        return TrainResult(run_dir, start.epoch, start.history, method)
+    if dist_info.is_main and sched is not None and sched.lr_lambdas[0].name != "constant" \
+            and sched.lr_lambdas[0].total_steps != max(cfg.epochs * spe, 1):
+        warn(f"the learning-rate schedule keeps its original length "
+             f"({sched.lr_lambdas[0].total_steps} steps), not the "
+             f"{max(cfg.epochs * spe, 1)} steps of --epochs {cfg.epochs}")
+    if dist_info.is_main:
+        write_run_files(run_dir, resolved, {"device": str(device),
+                                            "world_size": dist_info.world_size})
+        if not resume:
+            (run_dir / METRICS_FILE).unlink(missing_ok=True)
+        else:  # resumed from an older checkpoint (fallback): drop rows it does not cover
+            _truncate_metrics(run_dir, start.epoch)
     barrier(dist_info)
-    return TrainResult(run_dir, cfg.epochs, history, method)
+
+    x_all = resolved.data.x_train.to(device)
+    views = make_view_source(cfg.views, x_all, method.n_views, resolved.augment, aug_gen)
+    callbacks = run_callbacks(run_dir, cfg, resolved, aug_gen, progress, verbose, dist_info)
+    trainer = Trainer(method, opt, views, n_items, batch_size=cfg.batch_size,
+                      epochs=cfg.epochs, seed=cfg.seed, device=device, schedule=sched,
+                      dist_info=dist_info, amp=cfg.amp and device.type == "cuda",
+                      callbacks=callbacks, history=start.history)
+    if not method.trainable:
+        if not ckpt.list_checkpoints(run_dir):
+            trainer.save_checkpoint(0)
+        return TrainResult(run_dir, 0, trainer.history, method)
+    if start.epoch == 0 and start.step == 0 and not ckpt.list_checkpoints(run_dir):
+        trainer.save_checkpoint(0)  # the initial weights: a baseline and a fallback
+    trainer.model = _wrap(method, cfg, resolved, device, dist_info)
+    trainer.fit(start.epoch, start.step, start.partial)
+    barrier(dist_info)
+    return TrainResult(run_dir, cfg.epochs, trainer.history, method)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from probssl.data.moving_balls import moving_balls, render
-from probssl.nn.ball_windows import make_windows, windowed_forward
+from probssl.experiments.moving_balls.windows import make_windows, windowed_forward
 from probssl.nn.centre_of_mass import BallEncoder
 
 

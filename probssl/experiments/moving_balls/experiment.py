@@ -38,11 +38,14 @@ from tqdm.auto import tqdm
 
 from probssl.critics import build_critic
 from probssl.data.moving_balls import moving_balls
+from probssl.data.views import pair_indices
 from probssl.errors import UserError
+from probssl.experiments.moving_balls.windows import BallWindows, make_windows, windowed_forward
 from probssl.experiments.report import mean_se
-from probssl.nn.ball_windows import BallWindows, make_windows, windowed_forward
 from probssl.nn.centre_of_mass import BallEncoder
+from probssl.objectives.infonce import infonce_log_ratio
 from probssl.runs.format import write_json_atomic
+from probssl.train.loop import train_step
 
 METHODS = ("rbf", "bilinear", "supervised", "random")
 LABELS = {"rbf": "InfoNCE, Gaussian (RBF) critic", "bilinear": "InfoNCE, linear (bilinear) critic",
@@ -169,10 +172,32 @@ def supervised_loss(z: torch.Tensor, centres: torch.Tensor, size: int,
 
 def critic_loss(critic: torch.nn.Module, z_base: torch.Tensor, z_target: torch.Tensor,
                 size: int, unit: float = 1.0) -> torch.Tensor:
-    """−(InfoNCE log-ratio): cross-entropy of picking pair i's own target among the batch's."""
+    """−(InfoNCE log-ratio): cross-entropy of picking pair i's own target among the batch's
+    (:func:`probssl.objectives.infonce.infonce_log_ratio`; I_N without its + log N)."""
     u, up = (z_base - size / 2) / unit, (z_target - size / 2) / unit
-    scores = critic(u, up)
-    return -(torch.diagonal(scores) - torch.logsumexp(scores, dim=1)).mean()
+    return -infonce_log_ratio(critic(u, up)).mean()
+
+
+class _PairObjective(torch.nn.Module):
+    """One moving-balls step's loss as a method for :func:`probssl.train.loop.train_step`:
+    the batch is the frame indices of B pairs (bases, then targets; ``pair_indices``)."""
+
+    def __init__(self, method: str, enc: BallEncoder, critic: torch.nn.Module | None,
+                 cfg: BallsExperimentConfig, win: BallWindows, centres: torch.Tensor) -> None:
+        super().__init__()
+        self.kind, self.enc, self.critic = method, enc, critic
+        self.cfg, self.win, self.centres = cfg, win, centres
+
+    def forward(self, idx: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        z = windowed_forward(self.enc, self.win.index(idx))
+        cfg = self.cfg
+        if self.kind == "supervised":
+            return supervised_loss(z, self.centres[idx], cfg.size, cfg.unit), {}
+        b = len(idx) // 2
+        return critic_loss(self.critic, z[:b], z[b:], cfg.size, cfg.unit), {}
+
+    def after_step(self) -> None:
+        pass
 
 
 @dataclass
@@ -211,6 +236,7 @@ def train_encoder(method: str, seed: int, cfg: BallsExperimentConfig, win: BallW
         if bar is not None:
             bar.update(cfg.epochs * math.ceil(n_pairs / cfg.batch_pairs))
         return run
+    objective = _PairObjective(method, enc, critic, cfg, win, centres)
     for epoch in range(cfg.epochs):
         order = torch.randperm(n_pairs, generator=gen)
         total = torch.zeros((), device=dev)
@@ -218,16 +244,7 @@ def train_encoder(method: str, seed: int, cfg: BallsExperimentConfig, win: BallW
             base = order[start:start + cfg.batch_pairs]
             if len(base) < 2:  # a lone pair has no negatives
                 continue
-            idx = torch.cat([base, base + 1]).to(dev)
-            z = windowed_forward(enc, win.index(idx))
-            if method == "supervised":
-                loss = supervised_loss(z, centres[idx], cfg.size, cfg.unit)
-            else:
-                loss = critic_loss(critic, z[:len(base)], z[len(base):], cfg.size, cfg.unit)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach()
+            total += train_step(objective, pair_indices(base).to(dev), opt).loss
             if bar is not None:
                 bar.update(1)
         mean = float(total) / math.ceil(n_pairs / cfg.batch_pairs)
@@ -326,7 +343,7 @@ def run_experiment(cfg: BallsExperimentConfig, out: Path, progress: bool = True,
                "trained_now": len(todo)}
     write_json_atomic(out / "metrics.json", metrics)
     (out / "table.md").write_text(_table(cfg, summary, command, machine, wall, len(todo)))
-    from probssl.experiments.moving_balls_figure import draw_figure
+    from probssl.experiments.moving_balls.figure import draw_figure
 
     draw_figure(cfg, v, win, fig_inputs, summary, out / "fig1.png")
     return metrics

@@ -12,7 +12,7 @@ import torch
 from matplotlib.figure import Figure  # no pyplot: no GUI backend chosen, none needed
 
 from probssl.critics import build_critic
-from probssl.nn.ball_windows import BallWindows
+from probssl.experiments.moving_balls.windows import BallWindows
 
 COLOURS = {"rbf": "tab:blue", "bilinear": "tab:red", "supervised": "tab:green",
            "random": "tab:gray"}
@@ -33,8 +33,8 @@ def _prior_heatmap(enc, critic_name: str, critic_state: dict, cfg, video, t: int
     """P(next location of ``ball`` = g | frame t) ∝ f(z(x_t), z(x'_g)) over a grid of positions
     g, where x'_g is frame t+1 with that ball moved to g (R(z') taken as uniform, Eq. 26)."""
     from probssl.data.moving_balls import render
-    from probssl.experiments.moving_balls import embed
-    from probssl.nn.ball_windows import make_windows
+    from probssl.experiments.moving_balls.experiment import embed
+    from probssl.experiments.moving_balls.windows import make_windows
 
     size, r = cfg.size, cfg.diameter / 2
     g = torch.linspace(r, size - r, grid, dtype=torch.float64)
@@ -61,7 +61,7 @@ def _prior_heatmap(enc, critic_name: str, critic_state: dict, cfg, video, t: int
 
 def draw_figure(cfg, video, win: BallWindows, encoders: dict[str, tuple[Any, dict | None]],
                 summary: dict[str, Any], path: Path) -> None:
-    from probssl.experiments.moving_balls import (
+    from probssl.experiments.moving_balls.experiment import (
         LABELS,
         decode,
         embed,

@@ -1,0 +1,282 @@
+"""What a training run does around the loop, one :class:`~probssl.train.loop.Callback` each:
+the NaN guard, the progress bar, the metrics log (metrics.jsonl and the epoch line), the
+TensorBoard log, the Ctrl-C / SIGTERM stop and the checkpoints.
+
+:func:`run_callbacks` lists them in the order their hooks must run: at a step's end the stop
+check (which checkpoints and stops) comes before the periodic checkpoint, so one step is
+never written twice; at an epoch's end the row is logged, then the stop check (which
+checkpoints and stops), then the epoch's checkpoint. Every hook that talks to the other
+ranks (``any_true``, ``gather_objects``) runs on every rank in the same order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from probssl.errors import CheckpointWriteFailed, TrainingDiverged, TrainingInterrupted
+from probssl.train import checkpoint as ckpt
+from probssl.train.distributed import DistInfo, any_true, gather_objects
+from probssl.train.loop import Callback, StepOutput, Trainer
+
+
+def rng_state(aug_gen: torch.Generator) -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state(), "augment": aug_gen.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any], aug_gen: torch.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    aug_gen.set_state(state["augment"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def diverged(run_dir: Path, epoch: int, step: int, loss: torch.Tensor) -> TrainingDiverged:
+    last = ckpt.list_checkpoints(run_dir)
+    kept = f"checkpoint of epoch {last[-1][0]} ({last[-1][1].name})" if last else \
+        "no checkpoint"
+    return TrainingDiverged(
+        f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}; stopped, the last "
+        f"good {kept} is kept in {run_dir}")
+
+
+class NaNGuard(Callback):
+    """Stops the run when a loss is not finite, before that step's update (on CPU) or at the
+    next host sync (every ``sync_every`` steps on GPUs), and before any mid-epoch checkpoint
+    could record the damage; the last good checkpoint is kept."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.bad_step: torch.Tensor | None = None
+        self.last_loss: torch.Tensor | None = None
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        self.bad_step = torch.full((), -1, dtype=torch.int64, device=trainer.device)
+
+    def _check(self, trainer: Trainer) -> None:
+        if any_true(self.bad_step >= 0, trainer.dist_info):
+            raise diverged(self.run_dir, trainer.state.epoch, int(self.bad_step),
+                           self.last_loss)
+
+    def on_loss(self, trainer: Trainer, loss: torch.Tensor) -> None:
+        st = trainer.state
+        self.last_loss = loss
+        self.bad_step = torch.where((self.bad_step < 0) & ~torch.isfinite(loss),
+                                    torch.tensor(st.step, device=trainer.device),
+                                    self.bad_step)
+        if st.at_sync:
+            self._check(trainer)
+
+    def on_checkpoint(self, trainer: Trainer, epoch: int, step: int) -> None:
+        if step and trainer.sync_every > 1:  # a mid-epoch checkpoint between host syncs
+            self._check(trainer)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch (loss and views/s at each host sync), on the main rank."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def on_epoch_start(self, trainer: Trainer) -> None:
+        st = trainer.state
+        self.bar = tqdm(total=st.n_batches, initial=st.step,
+                        desc=f"epoch {st.epoch + 1}/{trainer.epochs}", leave=False,
+                        disable=(not self.enabled) or None, unit="step")
+
+    def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
+        self.bar.update(1)
+        st = trainer.state
+        if self.enabled and st.at_sync:
+            rate = st.n_views_seen / max(st.seconds(), 1e-9)
+            self.bar.set_postfix(loss=f"{float(out.loss):.4g}", views_s=f"{rate:.0f}")
+
+    def _close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        self._close()
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self._close()
+
+
+class MetricsLog(Callback):
+    """Appends each epoch's row to ``path`` (the run's ``metrics.jsonl``) and, when
+    ``verbose``, prints one line (main rank only)."""
+
+    def __init__(self, path: Path, verbose: bool, dist_info: DistInfo) -> None:
+        self.path = path
+        self.verbose = verbose
+        self.is_main = dist_info.is_main
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        if not self.is_main:
+            return
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if self.verbose:
+            shown = " ".join(f"{k} {v:.4g}" for k, v in row.items()
+                             if k not in ("epoch", "seconds", "views_per_s"))
+            tqdm.write(f"epoch {row['epoch']}/{trainer.epochs} {shown} ({row['seconds']:.1f} "
+                       f"s, {row['views_per_s']:.0f} views/s)", file=sys.stderr)
+
+
+class TensorBoard(Callback):
+    """Each epoch's numbers as TensorBoard scalars (if the tensorboard package is
+    installed; optional)."""
+
+    def __init__(self, run_dir: Path, enabled: bool) -> None:
+        self.run_dir = run_dir
+        self.enabled = enabled
+        self.writer = None
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        # opened with the loop (a run that trains nothing gets no tensorboard folder)
+        if self.enabled and self.writer is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard not installed: optional
+                return
+            self.writer = SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        for k, v in row.items():
+            if k != "epoch" and isinstance(v, (int, float)):
+                self.writer.add_scalar(k, v, row["epoch"])
+        self.writer.flush()
+
+
+class StopOnSignal(Callback):
+    """Ctrl-C / SIGTERM asks the loop to checkpoint at the next host sync and stop; a second
+    Ctrl-C interrupts at once. The handlers are installed for the loop's duration, only in
+    the main thread."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.requested = False
+        self._stack: contextlib.ExitStack | None = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\nprobssl: {signal.Signals(signum).name} received: writing a checkpoint "
+              "at the next step (Ctrl-C again to stop at once)", file=sys.stderr)
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(self.installed())
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+    def _stop_everywhere(self, trainer: Trainer) -> bool:
+        return any_true(torch.tensor(self.requested, device=trainer.device),
+                        trainer.dist_info)
+
+    def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
+        st = trainer.state
+        if st.at_sync and self._stop_everywhere(trainer) and st.done < st.n_batches:
+            trainer.save_checkpoint(st.epoch, st.done)
+            raise TrainingInterrupted(
+                f"checkpoint written at epoch {st.epoch + 1}, step {st.done} of "
+                f"{st.n_batches} in {self.run_dir}; continue exactly with --resume")
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        if self._stop_everywhere(trainer):
+            epoch = trainer.state.epoch
+            trainer.save_checkpoint(epoch + 1)
+            raise TrainingInterrupted(f"stopped after epoch {epoch + 1} (checkpoint "
+                                      f"written in {self.run_dir}); continue with --resume")
+
+
+class Checkpointing(Callback):
+    """Writes a checkpoint at every epoch end, every ``every`` steps inside an epoch (0:
+    never) and whenever another callback asks (:meth:`Trainer.save_checkpoint`).
+
+    A checkpoint holds the weights, the optimiser's and the schedule's states, the position
+    (epoch, step), the epoch's running sums, the history, the resolved config and every
+    rank's RNG states (collective call), so each rank resumes its own augmentation and
+    sampling streams."""
+
+    def __init__(self, run_dir: Path, keep: int, every: int, config: dict[str, Any],
+                 aug_gen: torch.Generator) -> None:
+        self.run_dir = run_dir
+        self.keep = keep
+        self.every = every
+        self.config = config
+        self.aug_gen = aug_gen
+
+    def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
+        st = trainer.state
+        if self.every and st.done % self.every == 0 and st.done < st.n_batches:
+            trainer.save_checkpoint(st.epoch, st.done)
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        trainer.save_checkpoint(trainer.state.epoch + 1)
+
+    def on_checkpoint(self, trainer: Trainer, epoch: int, step: int) -> None:
+        self.write(trainer, epoch, step, trainer.state.partial() if step else None)
+
+    def write(self, trainer: Trainer, epoch: int, step: int = 0,
+              partial: dict | None = None) -> None:
+        info = trainer.dist_info
+        rng = gather_objects(rng_state(self.aug_gen), info)
+        partials = gather_objects(partial, info) if step else None  # per rank
+        failure = None
+        if info.is_main:
+            opt, sched = trainer.optimizer, trainer.schedule
+            state = {"model": trainer.method.state_dict(),
+                     "optimizer": opt.state_dict() if opt is not None else None,
+                     "schedule": sched.state_dict() if sched is not None else None,
+                     "epoch": epoch, "step": step, "partial": partials, "rng": rng,
+                     "history": trainer.history, "config": self.config}
+            try:
+                ckpt.save_checkpoint(state, self.run_dir, epoch, self.keep, step)
+            except OSError as exc:
+                last = ckpt.list_checkpoints(self.run_dir)
+                kept = last[-1][1].name if last else "none"
+                failure = (f"could not write a checkpoint in {self.run_dir} "
+                           f"({exc.strerror or exc}); the previous checkpoint ({kept}) is "
+                           "intact — free space and --resume")
+        # Every rank learns rank 0's outcome, so all stop together with the same line
+        # instead of waiting in the next collective until torchrun kills them.
+        failure = gather_objects(failure, info)[0]
+        if failure is not None:
+            raise CheckpointWriteFailed(failure)
