@@ -16,8 +16,12 @@ from pathlib import Path
 
 from probssl.errors import UserError
 from probssl.evaluate import EvalConfig
+from probssl.evaluate.generate import frozen_decoder, train_decoder
 from probssl.experiments.bench import plan_grid, run_grid
+from probssl.experiments.figures import reconstruction_figure
+from probssl.experiments.moving_balls import QUICK, run_experiment
 from probssl.experiments.report import write_report
+from probssl.runs.format import load_run
 from probssl.runs.provenance import command_line, machine_line
 
 METHODS = ["simvae", "simclr", "vae", "random"]
@@ -25,11 +29,6 @@ METHODS = ["simvae", "simclr", "vae", "random"]
 
 def run_demo(out: Path, epochs: int = 30, seeds: list[int] | int = (0, 1), progress: bool = True,
              log=print, probe_epochs: int = 100) -> Path:
-    from probssl.evaluate.generate import frozen_decoder, train_decoder
-    from probssl.experiments.figures import reconstruction_figure
-    from probssl.experiments.moving_balls import QUICK, run_experiment
-    from probssl.runs.format import load_run
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

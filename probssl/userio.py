@@ -11,12 +11,15 @@ import json
 import math
 import os
 import sys
+import tempfile
+import warnings
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from probssl.errors import UserError
 
@@ -212,8 +215,6 @@ def atomic_write(path: str | Path, write: Any) -> Path:
     """Write a derived file atomically: ``write(fh)`` fills a temporary file beside ``path``,
     which is then renamed over it, so a reader never sees a half file and a failure leaves
     whatever was there before."""
-    import tempfile
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -369,10 +370,6 @@ def read_image(path: str | Path, what: str = "image", mode: Any = None,
     header before decoding; PIL's decompression-bomb warning is an error here too). No
     warning reaches stderr.
     """
-    import warnings
-
-    from PIL import Image
-
     path = check_regular_file(path, what)
     where = f"{what} {path}"
     try:

@@ -589,7 +589,7 @@ def test_corpus_is_large_and_distinct():
 def test_damaged_newest_checkpoint_resume_retrains_it(base, tmp_path, capsys):
     """train --resume over a damaged newest checkpoint: one warning naming it, training
     resumes from the previous one and writes a sound checkpoint in its place."""
-    from probssl.train.checkpoint import load_checkpoint_file
+    from probssl.runs.checkpoint import load_checkpoint_file
 
     d = tmp_path / "run"
     shutil.copytree(base.run, d)
@@ -605,8 +605,8 @@ def test_damaged_newest_checkpoint_resume_retrains_it(base, tmp_path, capsys):
 def test_damaged_newest_checkpoint_bench_resumes_training(base, tmp_path, capsys):
     """A bench cell whose newest checkpoint is damaged is trained again from the previous
     one (not evaluated at the wrong epoch), with one warning naming the file."""
+    from probssl.runs.checkpoint import load_checkpoint_file
     from probssl.runs.format import read_metrics
-    from probssl.train.checkpoint import load_checkpoint_file
 
     d = tmp_path / "grid"
     shutil.copytree(base.grid, d)

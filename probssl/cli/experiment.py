@@ -66,7 +66,7 @@ def register(subparsers) -> None:
     esub = add_group(subparsers, "experiment", "experiment", "EXPERIMENT",
                      "paper reproductions")
     p = add_command(esub, "moving-balls", cmd_moving_balls,
-                    "infonce-rpm-v3 Fig. 1: RBF vs bilinear critic")
+                    "arXiv:2107.02495v3 Fig. 1: RBF vs bilinear critic")
     p.add_argument("--out", default="results/moving-balls")
     add_seed_args(p, "0,1,2,3,4 (--quick: 0,1)")
     p.add_argument("--quick", action="store_true",

@@ -1,4 +1,4 @@
-"""What a critic is: the coupling f_θ(z, z') of the RPM prior (infonce-rpm-v3 Eq. 21b).
+"""What a critic is: the coupling f_θ(z, z') of the RPM prior (arXiv:2107.02495v3 Eq. 21b).
 
 Choosing a critic is choosing a prior: P_θ(z'|z) ∝ R(z') f_θ(z, z'). Every critic returns the
 pairwise matrix log f_θ(z_i, z'_j) for two batches, so the positive pairs sit on the diagonal

@@ -1,4 +1,4 @@
-"""Bilinear critic f(z, z') = exp(zᵀ W z') with a learned matrix W (infonce-rpm-v3 Eq. 8)."""
+"""Bilinear critic f(z, z') = exp(zᵀ W z') with a learned matrix W (arXiv:2107.02495v3 Eq. 8)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Learned MLP critic log f(z, z') = MLP([z, z']): the flexible "maximise MI" choice
-(infonce-rpm-v3 Sec. 3.2: a flexible f tightens I_N towards the MI)."""
+(arXiv:2107.02495v3 Sec. 3.2: a flexible f tightens I_N towards the MI)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Gaussian RBF critic f(z, z') = exp(−|z − z'|² / 2θ²), learned length-scale θ
-(infonce-rpm-v3 Eq. 27: the prior "z' is near z" that succeeds on moving balls)."""
+(arXiv:2107.02495v3 Eq. 27: the prior "z' is near z" that succeeds on moving balls)."""
 
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def get_preset(name: str) -> AugmentConfig:
 
 
 def with_strength(cfg: AugmentConfig, strength: float) -> AugmentConfig:
-    """``cfg`` with its crop and colour jitter scaled by ``strength`` (simvae.txt Fig. 6:
+    """``cfg`` with its crop and colour jitter scaled by ``strength`` (arXiv:2402.01399 Fig. 6:
     "we progressively increase the cropping scale and colour jitter amplitude").
 
     The crop's smallest area fraction becomes ``1 - strength * (1 - lo)`` (floored at 0.05);

@@ -30,6 +30,8 @@ class ImageDataset:
     # generated data with known generative factors: split -> (N, F) float, named below
     factor_names: list[str] | None = None
     factors: dict[str, torch.Tensor] = field(default_factory=dict)
+    # the factors among ``factor_names`` that are categories (probed by accuracy, not R²)
+    discrete_factors: tuple[str, ...] = ()
     source: str = ""
 
     def __post_init__(self) -> None:

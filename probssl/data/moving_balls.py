@@ -1,4 +1,4 @@
-"""The moving-balls video of the RPM paper (infonce-rpm-v3 Sec. 5, App. D, Fig. 1).
+"""The moving-balls video of the RPM paper (arXiv:2107.02495v3 Sec. 5, App. D, Fig. 1).
 
 One continuous video: ``n_balls`` balls of diameter ``diameter`` px on a ``size`` x ``size``
 frame. Between frames every ball moves exactly ``step`` px (default one diameter); its heading

@@ -89,6 +89,6 @@ def load_shapes(n_train: int = 10_000, n_test: int = 2_000, size: int = 32,
     return ImageDataset(
         "shapes", images[:n_train], labels[:n_train], images[n_train:], labels[n_train:],
         num_classes=len(SHAPES), augmentation="shapes", class_names=list(SHAPES),
-        factor_names=list(FACTORS),
+        factor_names=list(FACTORS), discrete_factors=DISCRETE_FACTORS,
         factors={"train": factors[:n_train].float(), "test": factors[n_train:].float()},
         source=f"generated (seed {seed})")

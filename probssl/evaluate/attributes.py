@@ -1,4 +1,5 @@
-"""Attribute probes for data with many binary labels (CelebA; simvae.txt Fig. 4-5, App. A.7.1).
+"""Attribute probes for data with many binary labels (CelebA; arXiv:2402.01399 Fig. 4-5,
+App. A.7.1).
 
 * :data:`CELEBA_ATTRIBUTES`: the 20 attributes we report. The paper plots 20 attributes
   (Fig. 5) without naming them in its text; this list is our choice — every attribute that

@@ -1,4 +1,4 @@
-"""Clustering of frozen embeddings with a Gaussian mixture (simvae.txt Table 5-6).
+"""Clustering of frozen embeddings with a Gaussian mixture (arXiv:2402.01399 Table 5-6).
 
 A full-covariance GMM with as many components as classes is fitted on the training
 embeddings and predicts the test embeddings; reported: accuracy under the best one-to-one

@@ -1,5 +1,5 @@
 """What a representation keeps, shown as images: reconstructions, class-conditional samples,
-and decoders trained on frozen encoders (simvae.txt Fig. 2-3; SPEC §2).
+and decoders trained on frozen encoders (arXiv:2402.01399 Fig. 2-3; SPEC §2).
 
 Works from a loaded run: generative methods bring their own decoder; for any other encoder
 :func:`train_decoder` fits one on the frozen encoder means (MSE, Adam 1e-4, early stopping on

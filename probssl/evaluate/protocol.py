@@ -10,10 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from probssl.data.augment import augment
+from probssl.data.augment import augment, preprocess
 from probssl.errors import UserError
+from probssl.evaluate.attributes import attribute_scores
 from probssl.evaluate.clustering import gmm_clustering
 from probssl.evaluate.embed import run_embeddings
+from probssl.evaluate.factors import factor_scores
+from probssl.evaluate.fid import fid_of_run, load_feature_extractor
+from probssl.evaluate.generate import DECODER_FILE, reconstruction_mse
 from probssl.evaluate.knn import METRICS, knn_accuracy, knn_accuracy_val_k
 from probssl.evaluate.probe import train_probe
 from probssl.runs.format import LoadedRun
@@ -119,19 +123,16 @@ def evaluate_run(loaded: LoadedRun, cfg: EvalConfig, device: str = "cpu") -> dic
 def extra_evaluations(loaded: LoadedRun, cfg: EvalConfig) -> dict:
     """What only some runs or datasets allow: reconstruction MSE and FID (runs with a decoder,
     their own or one from ``probssl train-decoder``), per-factor probes (data recording its
-    generative factors, e.g. ``shapes``) and attribute probes (data with attributes, CelebA)."""
-    from probssl.evaluate.generate import DECODER_FILE, reconstruction_mse
-
+    generative factors, e.g. ``shapes``) and attribute probes (data with attributes, CelebA).
+    Each is asked of what the method and the dataset declare: ``Method.image_decoder()``,
+    ``ImageDataset.factor_names`` / ``discrete_factors`` / ``attribute_names``."""
     out: dict = {}
     data = loaded.resolved.data
-    has_decoder = (getattr(loaded.method, "decoder", None) is not None
+    has_decoder = (loaded.method.image_decoder() is not None
                    or (Path(loaded.run_dir) / DECODER_FILE).exists())
     if has_decoder:
         out["mse"] = reconstruction_mse(loaded)
         if cfg.fid_features != "none" and data.y_train is not None:
-            from probssl.data.augment import preprocess
-            from probssl.evaluate.fid import fid_of_run, load_feature_extractor
-
             extractor = load_feature_extractor(
                 cfg.fid_features, preprocess(data.x_train, loaded.resolved.augment),
                 data.y_train, key=(data.name, loaded.resolved.train.augmentation), seed=cfg.seed)
@@ -141,16 +142,11 @@ def extra_evaluations(loaded: LoadedRun, cfg: EvalConfig) -> dict:
         z_tr, _ = run_embeddings(loaded, "train")
         z_te, _ = run_embeddings(loaded, "test")
     if data.factor_names and data.factors:
-        from probssl.data.shapes import DISCRETE_FACTORS
-        from probssl.evaluate.factors import factor_scores
-
-        discrete = tuple(n for n in data.factor_names if n in DISCRETE_FACTORS)
+        discrete = tuple(n for n in data.factor_names if n in data.discrete_factors)
         out["factors"] = factor_scores(z_tr, data.factors["train"].numpy(), z_te,
                                        data.factors["test"].numpy(), data.factor_names,
                                        discrete, epochs=cfg.probe_epochs, seed=cfg.seed)
     if data.attributes:
-        from probssl.evaluate.attributes import attribute_scores
-
         out["attributes"] = attribute_scores(
             z_tr, data.attributes["train"].numpy(), z_te, data.attributes["test"].numpy(),
             list(data.attribute_names), epochs=cfg.probe_epochs, lr=cfg.probe_lr,
@@ -161,7 +157,7 @@ def extra_evaluations(loaded: LoadedRun, cfg: EvalConfig) -> dict:
 @torch.no_grad()
 def pair_retrieval(loaded, split: str = "test", batch_size: int = 128, seed: int = 0,
                    device: str = "cpu") -> dict:
-    """Held-out pair retrieval for critic-based methods (infonce-rpm-v3 App. A.1, Eq. 34).
+    """Held-out pair retrieval for critic-based methods (arXiv:2107.02495v3 App. A.1, Eq. 34).
 
     Two augmentations of each held-out image form a pair; within batches of ``batch_size``
     pairs, x_i's predicted partner is argmax_j P(j | i) ∝ f(z_i, z'_j). Returns top-1 accuracy

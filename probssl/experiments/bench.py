@@ -32,6 +32,7 @@ from probssl.errors import UserError
 from probssl.evaluate import EvalConfig
 from probssl.evaluate.protocol import evaluate_run_result, extra_evaluations
 from probssl.methods import get_method_spec, is_trainable
+from probssl.runs.checkpoint import list_checkpoints
 from probssl.runs.format import (
     CONFIG_FILE,
     EVAL_FILE,
@@ -45,7 +46,6 @@ from probssl.runs.provenance import command_line, machine_line
 from probssl.runs.result import EVAL_SCHEMA, RunResult, read_result
 from probssl.schema import field_names, parse_assignments, parse_scalar
 from probssl.train import train
-from probssl.train.checkpoint import list_checkpoints
 from probssl.userio import Check, check_output_dir, file_key, read_json_as, safe_name, warn
 
 GRID_FILE = "grid.json"

@@ -1,4 +1,4 @@
-"""Image grids: reconstructions of several runs side by side (simvae.txt Fig. 2) and
+"""Image grids: reconstructions of several runs side by side (arXiv:2402.01399 Fig. 2) and
 class-conditional samples (Fig. 3)."""
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from matplotlib.figure import Figure  # no pyplot: no GUI backend chosen, none n
 
 from probssl.data.augment import preprocess
 from probssl.errors import UserError
+from probssl.evaluate.generate import frozen_decoder, reconstruct
+from probssl.runs.format import load_run
 
 
 def _show(img: torch.Tensor) -> np.ndarray:
@@ -22,9 +24,6 @@ def reconstruction_figure(run_dirs: list[str | Path], out: str | Path, n: int = 
                           seed: int = 0, data_dir: str | None = None) -> Path:
     """Row 1: ``n`` test images (the same for every run, chosen by ``seed``); one row per run
     below: its reconstructions. Every run must be on the same dataset."""
-    from probssl.evaluate.generate import frozen_decoder, reconstruct
-    from probssl.runs.format import load_run
-
     if not run_dirs:
         raise UserError("figure reconstructions needs at least one run")
     runs = [load_run(r, data_dir=data_dir) for r in run_dirs]

@@ -22,30 +22,28 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
+from probssl.config import TrainConfig
 from probssl.errors import UserError
+from probssl.evaluate import run_embeddings
+from probssl.runs.format import load_run
+from probssl.train import train
 
 METHODS = ("vae", "beta-vae", "cr-vae", "simvae", "simclr", "moco", "vicreg")
 
 
 def independent_knn(z: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
     """5-NN accuracy, 5-fold cross-validated on (z, y) (features standardised)."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
     clf = make_pipeline(StandardScaler(), KNeighborsClassifier(5))
     return float(cross_val_score(clf, z, y, cv=folds).mean())
 
 
 def score_run(run_dir: Path, epochs: int, method: str, dataset: str, seed: int) -> float:
-    from probssl.config import TrainConfig
-    from probssl.evaluate import run_embeddings
-    from probssl.runs.format import load_run
-    from probssl.train import train
-
     cfg = TrainConfig(method=method, dataset=dataset, preset="quick", device="cpu",
                       epochs=epochs, seed=seed)
     train(cfg, run_dir, resume=(run_dir / "config.json").exists(), progress=False,

@@ -21,16 +21,27 @@ the benchmark needs no dataset.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from torch.profiler import ProfilerActivity, profile
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
 
 from probssl.data.augment import get_preset
 from probssl.data.views import augmented_views, make_view_source
+from probssl.evaluate.knn import knn_accuracy
+from probssl.evaluate.probe import train_probe
 from probssl.methods import build_method, make_method_config
 from probssl.train.loop import Trainer, train_step
 from probssl.train.optim import build_optimizer
@@ -103,7 +114,6 @@ def matmul_bound_seconds(fn: Callable[[], Any], min_seconds: float) -> float:
 
 def profile_top_ops(fn: Callable[[], Any], rows: int = 8) -> str:
     """torch.profiler's top operators by self CPU time over 5 calls of ``fn``."""
-    from torch.profiler import ProfilerActivity, profile
 
     fn()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -114,7 +124,6 @@ def profile_top_ops(fn: Callable[[], Any], rows: int = 8) -> str:
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
         fn()
@@ -217,8 +226,6 @@ def augmentation_throughput(preset: str, shape: tuple[int, int, int], batch: int
 
 
 def evaluation_throughput(quick: bool) -> dict:
-    from probssl.evaluate.knn import knn_accuracy
-    from probssl.evaluate.probe import train_probe
 
     g = torch.Generator().manual_seed(0)
     n_train, n_test, d = 60_000, 10_000, 64
@@ -249,8 +256,6 @@ def _run_child(cmd: list[str], env: dict | None = None) -> float:
     polled from /proc: ``ru_maxrss`` from wait4 would also count this (large) benchmark
     process, whose resident set a forked child inherits until it execs.
     """
-    import subprocess
-    from pathlib import Path
 
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     status, peak_kib = Path(f"/proc/{proc.pid}/status"), 0
@@ -269,7 +274,6 @@ def _run_child(cmd: list[str], env: dict | None = None) -> float:
 
 
 def _synthetic_npz(path, n: int, shape: tuple[int, ...], seed: int = 0) -> None:
-    import numpy as np
 
     rng = np.random.default_rng(seed)
     np.savez(path, x=rng.integers(0, 256, (n, *shape), dtype=np.uint8),
@@ -279,11 +283,6 @@ def _synthetic_npz(path, n: int, shape: tuple[int, ...], seed: int = 0) -> None:
 def memory_and_scaling(log: Callable[[str], None]) -> dict:
     """Peak RSS of one SimVAE epoch on MNIST- and CIFAR-sized data (synthetic .npz files of
     the real sizes), and 2-process gloo DDP against 1 process on the same total batch."""
-    import json
-    import os
-    import sys
-    import tempfile
-    from pathlib import Path
 
     out: dict = {}
     py = sys.executable

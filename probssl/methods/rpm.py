@@ -1,4 +1,4 @@
-"""``rpm``: a recognition-parameterised model trained by its ELBO (infonce-rpm-v3 Sec. 4).
+"""``rpm``: a recognition-parameterised model trained by its ELBO (arXiv:2107.02495v3 Sec. 4).
 
 Pairs (x, x') are two augmentations of one image (J = 2 views). Recognition models are the
 encoder(s) (shared by default, or separate for x and x'), Gaussian or deterministic. The

@@ -1,4 +1,4 @@
-"""``simvae``: a VAE whose prior ties the J augmented views of an image (simvae.txt Eq. 4, 9).
+"""``simvae``: a VAE whose prior ties the J augmented views of an image (arXiv:2402.01399 Eq. 4, 9).
 
 Objective: :func:`probssl.objectives.simvae.simvae_elbo` (the exact ELBO_SSL, default) or
 :func:`probssl.objectives.simvae.simvae_reference_code_loss` (``objective="reference-code"``,

@@ -1,4 +1,4 @@
-"""The moving-balls encoder of the RPM paper (infonce-rpm-v3 App. D, Fig. 2).
+"""The moving-balls encoder of the RPM paper (arXiv:2107.02495v3 App. D, Fig. 2).
 
 conv 3x3 -> 6 maps, batch-norm, ReLU; conv 3x3 -> K maps, batch-norm, sigmoid; then the
 centre of mass of each map: the map normalised to sum 1, and the weighted mean of the pixel

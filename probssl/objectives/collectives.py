@@ -18,7 +18,7 @@ def gather_with_grad(t: torch.Tensor) -> tuple[torch.Tensor, int]:
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return t, 0
-    from torch.distributed.nn.functional import all_gather
+    from torch.distributed.nn.functional import all_gather  # lazy: only under DDP
 
     sizes = [torch.zeros(1, dtype=torch.long, device=t.device)
              for _ in range(dist.get_world_size())]

@@ -1,4 +1,5 @@
-r"""The unstructured RPM (one x, one z; infonce-rpm-v3 Sec. 3.1 / ssvae.txt §3.1):
+r"""The unstructured RPM (one x, one z; arXiv:2107.02495v3 Sec. 3.1; the SSVAE version of
+arXiv:2107.02495, Sec. 3.1):
 
     E[L] = const − KL(R(z) || P(z)),
 

@@ -3,7 +3,7 @@ r"""InfoNCE bounds from a matrix of critic scores S_ij = log f(z_i, z'_j).
 Positives are on the diagonal; for row i the other B − 1 columns are the in-batch negatives,
 so N = B − 1.
 
-* :func:`infonce_bound` — I_N of infonce-rpm-v3 Eq. 6,
+* :func:`infonce_bound` — I_N of arXiv:2107.02495v3 Eq. 6,
   E[ log f(z,z') / (f(z,z') + Σ_{j=1}^N f(z,z'_j)) ] + log N.
   Convention: the paper adds log N, so I_N ≤ log N always (each ratio is ≤ 1). Oord et al.
   add log(N + 1) = log B instead (``convention="oord"``), bounding it by log(N + 1).

@@ -1,4 +1,4 @@
-r"""The RPM ELBO (infonce-rpm-v3 Sec. 4) as plain functions of tensors.
+r"""The RPM ELBO (arXiv:2107.02495v3 Sec. 4) as plain functions of tensors.
 
 With the approximate posterior set to the recognition model (Eq. 14), the ELBO per pair is
 (Eq. 15-16)

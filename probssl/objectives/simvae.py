@@ -1,4 +1,4 @@
-r"""The SimVAE objective (simvae.txt Eq. 4 with the prior of Eq. 9; App. A.4).
+r"""The SimVAE objective (arXiv:2402.01399 Eq. 4 with the prior of Eq. 9; App. A.4).
 
 Model: content y; J views' latents z^j ~ p(z|y) = N(ψ_y, σ²I) independently; x^j ~ p(x|z^j).
 With a flat prior on ψ integrated out,

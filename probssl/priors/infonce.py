@@ -1,4 +1,4 @@
-r"""The InfoNCE prior (infonce-rpm-v3 Eq. 21-22), built from any critic:
+r"""The InfoNCE prior (arXiv:2107.02495v3 Eq. 21-22), built from any critic:
 
     P(z) = R(z),   P_θ(z' | z) = R(z') f_θ(z, z') / Z(z),   Z(z) = E_{R(z')}[f_θ(z, z')].
 

@@ -32,7 +32,8 @@ from probssl.config import TrainConfig
 from probssl.data import DATASETS, ImageDataset, get_preset, load_dataset
 from probssl.data.augment import AugmentConfig, with_strength
 from probssl.errors import UserError
-from probssl.methods import Method, MethodConfig, make_method_config
+from probssl.methods import METHODS, Method, MethodConfig, build_method, make_method_config
+from probssl.runs import checkpoint as ckpt
 from probssl.runs.provenance import provenance
 from probssl.schema import build_dataclass
 from probssl.userio import read_json_as, read_jsonl_as
@@ -159,8 +160,6 @@ def _with_legacy_defaults(method: str, params: dict[str, Any]) -> dict[str, Any]
     """A saved run holds every field its method config had *then*; a field added later takes
     the value that reproduces the old behaviour (the config class's ``LEGACY``), not today's
     default — so old runs stay loadable and mean what they meant."""
-    from probssl.methods import METHODS
-
     spec = METHODS.get(method)
     legacy = getattr(spec.config_cls, "LEGACY", {}) if spec is not None else {}
     return {**{k: v for k, v in legacy.items() if k not in params}, **params}
@@ -207,9 +206,6 @@ class LoadedRun:
 def load_run(run_dir: str | Path, data_dir: str | None = None,
              device: str | torch.device = "cpu") -> LoadedRun:
     """Rebuild a run's method from its config and newest loadable checkpoint."""
-    from probssl.methods import build_method
-    from probssl.train import checkpoint as ckpt
-
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     if data_dir is not None:

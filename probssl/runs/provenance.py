@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+import probssl
+
 # The distributions whose versions can change a run's numbers or its files.
 PACKAGES = ("torch", "numpy", "scikit-learn", "scipy", "matplotlib", "pillow", "tqdm",
             "pyyaml", "tomli")
@@ -84,8 +86,6 @@ def _version(dist: str) -> str | None:
 def package_versions() -> dict[str, str | None]:
     """Python's version and those of probssl and the packages that matter to a run
     (:data:`PACKAGES`; one not installed is left out)."""
-    import probssl
-
     out: dict[str, str | None] = {"python": platform.python_version(),
                                   "probssl": probssl.__version__}
     for dist in PACKAGES:

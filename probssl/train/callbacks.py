@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from probssl.errors import CheckpointWriteFailed, TrainingDiverged, TrainingInterrupted
-from probssl.train import checkpoint as ckpt
+from probssl.runs import checkpoint as ckpt
 from probssl.train.distributed import DistInfo, any_true, gather_objects
 from probssl.train.loop import Callback, StepOutput, Trainer
 

@@ -32,6 +32,7 @@ from probssl.config import TrainConfig
 from probssl.data.views import make_view_source, next_frame_items
 from probssl.errors import UserError
 from probssl.methods import Method, build_method
+from probssl.runs import checkpoint as ckpt
 from probssl.runs.format import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -42,7 +43,6 @@ from probssl.runs.format import (
     resolve,
     write_run_files,
 )
-from probssl.train import checkpoint as ckpt
 from probssl.train.callbacks import (
     Checkpointing,
     MetricsLog,
@@ -55,7 +55,7 @@ from probssl.train.callbacks import (
 from probssl.train.distributed import DistInfo, barrier, init_distributed, shutdown
 from probssl.train.loop import Callback, Trainer, steps_per_epoch
 from probssl.train.optim import build_optimizer, build_schedule
-from probssl.userio import atomic_write, warn
+from probssl.userio import atomic_write, memory_bytes, warn
 
 # Keys that may differ between the original run and a resumed one.
 RESUMABLE_CHANGES = {"epochs", "device", "download", "data_dir", "amp", "tensorboard",
@@ -169,8 +169,6 @@ def _available_memory() -> int:
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    from probssl.userio import memory_bytes
-
     return memory_bytes()
 
 
@@ -337,7 +335,7 @@ def _wrap(method: Method, cfg: TrainConfig, resolved: ResolvedRun, device: torch
     if dist_info.enabled:
         model = DDP(method, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
-        import torch._inductor.config as inductor_config
+        import torch._inductor.config as inductor_config  # lazy: loads the compiler stack
 
         # random ops draw from the same generator as eager mode, so seeds and resumes
         # reproduce the same noise compiled or not

@@ -5,7 +5,7 @@ import errno
 import os
 import sys
 
-import probssl.train.checkpoint as ckpt
+import probssl.runs.checkpoint as ckpt
 from probssl.cli import entry
 
 real_save, calls = ckpt.save_checkpoint, []

@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from probssl.cli import main
-from probssl.train import checkpoint as ckpt
-from probssl.train.checkpoint import list_checkpoints, load_checkpoint_file, load_latest
+from probssl.runs import checkpoint as ckpt
+from probssl.runs.checkpoint import list_checkpoints, load_checkpoint_file, load_latest
 from tests.conftest import ROOT, subprocess_env
 
 # digits: 1,438 training images / batch 32 = 45 steps per epoch; a checkpoint every 8

@@ -8,9 +8,9 @@ import torch
 from probssl.cli import main
 from probssl.config import TrainConfig, preset_values
 from probssl.errors import UserError
+from probssl.runs.checkpoint import list_checkpoints
 from probssl.runs.format import read_metrics, read_run_config
 from probssl.train import train
-from probssl.train.checkpoint import list_checkpoints
 
 
 @pytest.mark.parametrize("method", ["simvae", "cr-vae", "simclr", "moco", "vicreg"])

@@ -16,9 +16,9 @@ from probssl.errors import TrainingDiverged, UserError
 from probssl.evaluate import EvalConfig, evaluate_run
 from probssl.methods import Method, MethodConfig
 from probssl.nn import build_encoder
+from probssl.runs.checkpoint import list_checkpoints, load_latest
 from probssl.runs.format import load_run, read_metrics
 from probssl.train import train
-from probssl.train.checkpoint import list_checkpoints, load_latest
 from tests.conftest import ROOT, subprocess_env
 
 

@@ -13,9 +13,9 @@ import torch
 from probssl.cli import main
 from probssl.config import TrainConfig
 from probssl.methods import Method, MethodConfig
-from probssl.train import checkpoint as ckpt
+from probssl.runs import checkpoint as ckpt
+from probssl.runs.checkpoint import list_checkpoints, load_checkpoint_file, load_latest
 from probssl.train import train
-from probssl.train.checkpoint import list_checkpoints, load_checkpoint_file, load_latest
 from probssl.train.loop import Trainer, train_step
 from probssl.train.optim import build_optimizer, build_schedule
 

@@ -1,10 +1,9 @@
-"""The RPM paper's moving-balls experiment (infonce-rpm-v3 Sec. 5, App. D, Fig. 1), in one
+"""The RPM paper's moving-balls experiment (arXiv:2107.02495v3 Sec. 5, App. D, Fig. 1), in one
 package: the experiment (:mod:`.experiment`), the exact sparse encoder evaluation it trains
-with (:mod:`.windows`) and its figure (:mod:`.figure`, imported on use: it needs
-matplotlib)."""
+with (:mod:`.windows`), the readout that scores an encoder (:mod:`.readout`) and its
+figure (:mod:`.figure`)."""
 
 from probssl.experiments.moving_balls.experiment import (
-    LABELS,
     METHODS,
     PAPER,
     QUICK,
@@ -12,15 +11,18 @@ from probssl.experiments.moving_balls.experiment import (
     BallsRun,
     config_from_args,
     critic_loss,
+    run_experiment,
+    score_run,
+    supervised_loss,
+    train_encoder,
+)
+from probssl.experiments.moving_balls.figure import LABELS
+from probssl.experiments.moving_balls.readout import (
     decode,
     embed,
     fit_readout,
     matched_distances,
     permutations,
-    run_experiment,
-    score_run,
-    supervised_loss,
-    train_encoder,
 )
 
 __all__ = [

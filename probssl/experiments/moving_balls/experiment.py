@@ -1,4 +1,4 @@
-"""The RPM paper's moving-balls experiment (infonce-rpm-v3 Sec. 5, App. D, Fig. 1).
+"""The RPM paper's moving-balls experiment (arXiv:2107.02495v3 Sec. 5, App. D, Fig. 1).
 
 Per seed: one video (the seed also sets the encoders' initial weights and the batch order, so
 the methods of one seed are matched), three encoders trained on the first ``train_fraction`` of
@@ -25,7 +25,6 @@ least squares. Metric: mean Euclidean distance (px) between matched decoded and 
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import time
@@ -40,6 +39,14 @@ from probssl.critics import build_critic
 from probssl.data.moving_balls import moving_balls
 from probssl.data.views import pair_indices
 from probssl.errors import UserError
+from probssl.experiments.moving_balls.figure import LABELS, draw_figure
+from probssl.experiments.moving_balls.readout import (
+    decode,
+    embed,
+    fit_readout,
+    matched_distances,
+    permutations,
+)
 from probssl.experiments.moving_balls.windows import BallWindows, make_windows, windowed_forward
 from probssl.experiments.report import mean_se
 from probssl.nn.centre_of_mass import BallEncoder
@@ -48,8 +55,6 @@ from probssl.runs.format import write_json_atomic
 from probssl.train.loop import train_step
 
 METHODS = ("rbf", "bilinear", "supervised", "random")
-LABELS = {"rbf": "InfoNCE, Gaussian (RBF) critic", "bilinear": "InfoNCE, linear (bilinear) critic",
-          "supervised": "supervised", "random": "untrained encoder"}
 
 
 @dataclass(frozen=True)
@@ -116,47 +121,6 @@ PAPER = BallsExperimentConfig()
 # Small frames, few epochs: the same code path in a few seconds, for tests and the demo.
 QUICK = BallsExperimentConfig(frames=160, size=64, diameter=8.0, epochs=4, batch_pairs=20,
                               seeds=(0, 1))
-
-
-def permutations(k: int) -> torch.Tensor:
-    return torch.tensor(list(itertools.permutations(range(k))), dtype=torch.long)
-
-
-def matched_distances(pred: torch.Tensor, true: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best assignment per frame. pred, true (N, K, 2) -> (distances (N, K), perm (N, K)).
-
-    ``true[n, perm[n, k]]`` is the ball matched to decoded centre k of frame n.
-    """
-    perms = permutations(pred.shape[1]).to(pred.device)  # (P, K)
-    d = (pred[:, None, :, :] - true[:, perms, :]).norm(dim=-1)  # (N, P, K)
-    best = d.sum(-1).argmin(dim=1)
-    return d[torch.arange(len(d)), best], perms[best]
-
-
-def fit_readout(z: torch.Tensor, centres: torch.Tensor, max_iter: int = 50) -> torch.Tensor:
-    """Linear map A ((D+1), 2K) from [z, 1] to the centres, fitted by least squares with the
-    ball assignment per frame re-chosen until it stops changing (float64)."""
-    z, centres = z.double(), centres.double()
-    n, k = centres.shape[:2]
-    design = torch.cat([z, torch.ones(n, 1, dtype=z.dtype)], dim=1)
-    if z.shape[1] == 2 * k:  # start from "map k is a ball": match the raw coordinates
-        _, perm = matched_distances(z.view(n, k, 2), centres)
-    else:
-        perm = torch.arange(k).expand(n, k)
-    a = None
-    for _ in range(max_iter):
-        target = centres[torch.arange(n)[:, None], perm].reshape(n, 2 * k)
-        a = torch.linalg.lstsq(design, target).solution
-        _, new = matched_distances((design @ a).view(n, k, 2), centres)
-        if torch.equal(new, perm):
-            break
-        perm = new
-    return a
-
-
-def decode(a: torch.Tensor, z: torch.Tensor, k: int) -> torch.Tensor:
-    z = z.double()
-    return (torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype)], 1) @ a).view(len(z), k, 2)
 
 
 def supervised_loss(z: torch.Tensor, centres: torch.Tensor, size: int,
@@ -257,17 +221,6 @@ def train_encoder(method: str, seed: int, cfg: BallsExperimentConfig, win: BallW
     return run
 
 
-@torch.no_grad()
-def embed(enc: BallEncoder, win: BallWindows, chunk: int = 256) -> torch.Tensor:
-    enc.eval()
-    try:
-        return torch.cat([windowed_forward(enc, win.index(torch.arange(i, min(i + chunk,
-                                                                              len(win)))))
-                          for i in range(0, len(win), chunk)]).cpu()
-    finally:
-        enc.train()
-
-
 def score_run(run: BallsRun, cfg: BallsExperimentConfig, win: BallWindows,
               centres: torch.Tensor) -> dict[str, Any]:
     z = embed(run.encoder, win)
@@ -343,8 +296,6 @@ def run_experiment(cfg: BallsExperimentConfig, out: Path, progress: bool = True,
                "trained_now": len(todo)}
     write_json_atomic(out / "metrics.json", metrics)
     (out / "table.md").write_text(_table(cfg, summary, command, machine, wall, len(todo)))
-    from probssl.experiments.moving_balls.figure import draw_figure
-
     draw_figure(cfg, v, win, fig_inputs, summary, out / "fig1.png")
     return metrics
 
@@ -369,7 +320,7 @@ def _summarise(cfg: BallsExperimentConfig, results: dict) -> dict[str, Any]:
 
 
 def _table(cfg, summary, command, machine, wall, trained) -> str:
-    lines = ["# Moving balls (infonce-rpm-v3 Fig. 1C)", "",
+    lines = ["# Moving balls (arXiv:2107.02495v3 Fig. 1C)", "",
              "| method | mean distance to true centre (px), held-out frames | per seed |",
              "|---|---|---|"]
     for m, s in summary.items():

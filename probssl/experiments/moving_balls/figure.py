@@ -1,4 +1,4 @@
-"""Fig. 1 of infonce-rpm-v3 from our runs: (A) motion between frames, (B) decoded vs true
+"""Fig. 1 of arXiv:2107.02495v3 from our runs: (A) motion between frames, (B) decoded vs true
 centres per method, (C) mean distance per method, (D, E) the prior's P(z'|z) for one ball's
 next location under the RBF and the bilinear critic."""
 
@@ -12,10 +12,16 @@ import torch
 from matplotlib.figure import Figure  # no pyplot: no GUI backend chosen, none needed
 
 from probssl.critics import build_critic
-from probssl.experiments.moving_balls.windows import BallWindows
+from probssl.data.moving_balls import render
+from probssl.experiments.moving_balls.readout import decode, embed, fit_readout, matched_distances
+from probssl.experiments.moving_balls.windows import BallWindows, make_windows
 
 COLOURS = {"rbf": "tab:blue", "bilinear": "tab:red", "supervised": "tab:green",
            "random": "tab:gray"}
+
+# how each method is named in the figure and in table.md
+LABELS = {"rbf": "InfoNCE, Gaussian (RBF) critic", "bilinear": "InfoNCE, linear (bilinear) critic",
+          "supervised": "supervised", "random": "untrained encoder"}
 
 
 def _as_image(frame: torch.Tensor) -> np.ndarray:
@@ -32,10 +38,6 @@ def _prior_heatmap(enc, critic_name: str, critic_state: dict, cfg, video, t: int
                    ball: int = 0, grid: int = 40) -> tuple[torch.Tensor, torch.Tensor]:
     """P(next location of ``ball`` = g | frame t) ∝ f(z(x_t), z(x'_g)) over a grid of positions
     g, where x'_g is frame t+1 with that ball moved to g (R(z') taken as uniform, Eq. 26)."""
-    from probssl.data.moving_balls import render
-    from probssl.experiments.moving_balls.experiment import embed
-    from probssl.experiments.moving_balls.windows import make_windows
-
     size, r = cfg.size, cfg.diameter / 2
     g = torch.linspace(r, size - r, grid, dtype=torch.float64)
     gy, gx = torch.meshgrid(g, g, indexing="ij")
@@ -61,14 +63,6 @@ def _prior_heatmap(enc, critic_name: str, critic_state: dict, cfg, video, t: int
 
 def draw_figure(cfg, video, win: BallWindows, encoders: dict[str, tuple[Any, dict | None]],
                 summary: dict[str, Any], path: Path) -> None:
-    from probssl.experiments.moving_balls.experiment import (
-        LABELS,
-        decode,
-        embed,
-        fit_readout,
-        matched_distances,
-    )
-
     n_tr, k, size = cfg.n_train, cfg.n_balls, cfg.size
     methods = list(encoders)
     fig = Figure(figsize=(4 * max(3, len(methods) + 1), 8), constrained_layout=True)
