@@ -1,10 +1,12 @@
 """What a training run does around the loop, one :class:`~probssl.train.loop.Callback` each:
-the NaN guard, the progress bar, the metrics log (metrics.jsonl and the epoch line), the
-TensorBoard log, the Ctrl-C / SIGTERM stop and the checkpoints.
+the NaN guard, the progress bar, online evaluation (k-NN accuracy during training), the
+metrics log (metrics.jsonl and the epoch line), the TensorBoard log, the Ctrl-C / SIGTERM stop
+and the checkpoints.
 
 :func:`run_callbacks` lists them in the order their hooks must run: at a step's end the stop
 check (which checkpoints and stops) comes before the periodic checkpoint, so one step is
-never written twice; at an epoch's end the row is logged, then the stop check (which
+never written twice; at an epoch's end the online evaluation adds its number to the row,
+the row is logged, then the stop check (which
 checkpoints and stops), then the epoch's checkpoint. Every hook that talks to the other
 ranks (``any_true``, ``gather_objects``) runs on every rank in the same order.
 """
@@ -118,6 +120,53 @@ class ProgressBar(Callback):
 
     def on_train_end(self, trainer: Trainer) -> None:
         self._close()
+
+
+class OnlineKNN(Callback):
+    """k-NN accuracy of the current encoder during training, as a column of the metrics.
+
+    Every ``every`` epochs and after the last one, the encoder (``method.encoder.embed``, in
+    eval mode, no gradients) embeds the first ``n_test`` test images and the first
+    ``n_train`` training images (the deterministic part of the augmentation pipeline only,
+    as in the final evaluation); the best accuracy over k = 1..15 (Euclidean, as
+    :func:`probssl.evaluate.knn.knn_accuracy`) goes into the epoch's row as ``knn_online``,
+    before the row is logged and checkpointed. Fixed subsets and no random numbers drawn, so
+    the run's weights are bit-identical with or without it. Main rank only (no collectives).
+    The best k is chosen on these test images: optimistic, as the paper's protocol; use it to
+    watch training, and the final evaluation to compare runs.
+    """
+
+    def __init__(self, every: int, x_train: torch.Tensor, y_train: torch.Tensor | None,
+                 x_test: torch.Tensor, y_test: torch.Tensor | None, augment_cfg: Any,
+                 n_train: int, n_test: int, dist_info: DistInfo) -> None:
+        self.every = every
+        self.enabled = every > 0 and dist_info.is_main and y_train is not None \
+            and y_test is not None and len(x_train) > 0 and len(x_test) > 0
+        if self.enabled:
+            self.x_train, self.y_train = x_train[:n_train], y_train[:n_train]
+            self.x_test, self.y_test = x_test[:n_test], y_test[:n_test]
+        self.augment_cfg = augment_cfg
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        epoch = row["epoch"]
+        if not self.enabled or (epoch % self.every and epoch != trainer.epochs):
+            return
+        # lazy: probssl.evaluate pulls in scikit-learn (~0.8 s), which a run without online
+        # evaluation never needs
+        from probssl.evaluate.embed import compute_embeddings
+        from probssl.evaluate.knn import knn_accuracy
+
+        method = trainer.method
+        was_training = method.training
+        method.eval()
+        try:
+            z_tr, z_te = (compute_embeddings(method.encoder.embed, x, self.augment_cfg,
+                                             device=trainer.device)
+                          for x in (self.x_train, self.x_test))
+        finally:
+            method.train(was_training)
+        row["knn_online"] = round(knn_accuracy(z_tr, self.y_train, z_te, self.y_test)["best"],
+                                  6)
 
 
 class MetricsLog(Callback):
