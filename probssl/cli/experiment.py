@@ -35,7 +35,8 @@ def cmd_moving_balls(args: argparse.Namespace) -> int:
     cfg = config_from_args(args.quick, seeds_of(args, "moving balls") if given else None,
                            epochs=args.epochs, frames=args.frames, lr=args.lr,
                            balls=args.balls, methods=methods, unit=args.unit,
-                           length_scale=args.length_scale, device=str(device_of(args)))
+                           length_scale=args.length_scale, device=str(device_of(args)),
+                           checkpoint_every=args.checkpoint_every)
     if not given:
         print(f"moving balls: seeds {', '.join(map(str, cfg.seeds))}")
     metrics = run_experiment(cfg, out, progress=not args.no_progress, command=command_line(),
@@ -81,6 +82,9 @@ def register(subparsers) -> None:
                    help="critic coordinates: pixels from the frame centre divided by this")
     p.add_argument("--length-scale", type=float_arg(-math.inf), default=None,
                    help="the RBF critic's initial length-scale (default 1)")
+    p.add_argument("--checkpoint-every", type=int_arg(0, 1_000_000_000), default=None,
+                   help="also checkpoint every N steps inside an epoch (default 0: at epoch "
+                        "ends only); an interrupted run resumes exactly")
     add_device_arg(p)
     add_progress_arg(p)
 

@@ -138,7 +138,9 @@ class Trainer:
     """Runs epochs of :func:`train_step` over a view source; callbacks do the rest.
 
     ``views(indices)`` makes one step's views and ``n_items`` is what an epoch permutes (see
-    :class:`probssl.data.views.ViewSource`). ``sync_every``: the host reads the loss (a
+    :class:`probssl.data.views.ViewSource`). ``order(epoch)``, when given, replaces the
+    default data order :func:`epoch_order` (it must be a function of the epoch alone, so a
+    resumed run draws the same order). ``sync_every``: the host reads the loss (a
     device sync) only every that many steps — on CPU there is nothing to overlap, so 1 (the
     NaN guard then stops at once), 16 on GPUs.
     """
@@ -149,7 +151,8 @@ class Trainer:
                  schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
                  dist_info: DistInfo | None = None, amp: bool = False,
                  sync_every: int | None = None, callbacks: Sequence[Callback] = (),
-                 history: list[dict[str, Any]] | None = None) -> None:
+                 history: list[dict[str, Any]] | None = None,
+                 order: Callable[[int], torch.Tensor] | None = None) -> None:
         self.method = method
         self.model: torch.nn.Module | None = method  # what the forward runs through
         self.optimizer = optimizer
@@ -166,6 +169,8 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.history = history if history is not None else []
         self.state: EpochState | None = None
+        self.order = order or (lambda epoch: epoch_order(self.n_items, self.seed, epoch,
+                                                         self.dist_info))
 
     def _call(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
@@ -198,7 +203,7 @@ class Trainer:
                   partial: dict[str, Any] | None = None) -> dict[str, Any]:
         """One epoch (from step ``first``); returns its row, also appended to the history."""
         self.method.train()
-        order = epoch_order(self.n_items, self.seed, epoch, self.dist_info).to(self.device)
+        order = self.order(epoch).to(self.device)
         st = self.state = EpochState(epoch, n_batches(len(order), self.batch_size), first)
         if first and partial:
             st.sums = {k: torch.tensor(v, dtype=torch.float64, device=self.device)

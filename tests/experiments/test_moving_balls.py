@@ -1,10 +1,13 @@
 """Moving-balls experiment: readout, losses, and the command end to end (--quick)."""
 
 import json
+from dataclasses import replace
 
+import pytest
 import torch
 
 from probssl.critics import build_critic
+from probssl.data.moving_balls import moving_balls
 from probssl.experiments.moving_balls import (
     QUICK,
     critic_loss,
@@ -12,7 +15,11 @@ from probssl.experiments.moving_balls import (
     matched_distances,
     run_experiment,
     supervised_loss,
+    train_encoder,
 )
+from probssl.experiments.moving_balls.windows import make_windows
+from probssl.runs.checkpoint import list_checkpoints
+from probssl.train.loop import Callback
 from tests.test_cli import run_cli
 
 
@@ -72,3 +79,46 @@ def test_quick_experiment_writes_table_metrics_figure_and_resumes(tmp_path):
     again = run_experiment(QUICK, out, progress=False)
     assert again["trained_now"] == 0
     assert again["summary"] == metrics["summary"]
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KillAtStep(Callback):
+    """Stands in for a kill: raises at the end of the n-th step, before that step's
+    checkpoint could be written."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.seen = n, 0
+
+    def on_step_end(self, trainer, out):
+        self.seen += 1
+        if self.seen == self.n:
+            raise _Killed
+
+
+@pytest.mark.parametrize("method", ["bilinear", "supervised"])
+def test_a_run_stopped_mid_epoch_resumes_exactly_on_the_one_trainer(tmp_path, method):
+    torch.set_num_threads(1)
+    cfg = replace(QUICK, epochs=2, checkpoint_every=3)  # 127 pairs / 20: 7 steps per epoch
+    v = moving_balls(cfg.frames, cfg.size, cfg.n_balls, cfg.diameter, seed=0, coloured=True)
+    win = make_windows(v.frames, v.centres, cfg.diameter)
+    whole = train_encoder(method, 0, cfg, win, v.centres.float(), run_dir=tmp_path / "whole")
+    cut = tmp_path / "cut"
+    with pytest.raises(_Killed):  # killed at step 12 = epoch 2, step 5
+        train_encoder(method, 0, cfg, win, v.centres.float(), run_dir=cut,
+                      callbacks=[_KillAtStep(12)])
+    newest = list_checkpoints(cut)[-1][1].name
+    assert newest == "epoch-0001-step-000003.pt"  # mid-epoch: epoch 2 after 3 of its steps
+    steps = _KillAtStep(10 ** 9)  # counts the steps the resumed run takes
+    resumed = train_encoder(method, 0, cfg, win, v.centres.float(), run_dir=cut,
+                            callbacks=[steps])
+    assert steps.seen == 2 * 7 - (7 + 3)  # only what the checkpoint had not done
+    a, b = whole.encoder.state_dict(), resumed.encoder.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    if whole.critic is not None:
+        assert all(torch.equal(x, y) for x, y in zip(whole.critic.state_dict().values(),
+                                                     resumed.critic.state_dict().values(),
+                                                     strict=True))
+    assert resumed.losses == whole.losses and len(whole.losses) == 2

@@ -21,6 +21,10 @@ Balls are indistinguishable, so no frame-wise encoder can know which ball is "ba
 supervised loss and the readout therefore match each frame's decoded centres to the true ones
 with the best of the K! assignments; the readout is fitted by alternating that matching with
 least squares. Metric: mean Euclidean distance (px) between matched decoded and true centres.
+
+Training runs on the one trainer (:class:`probssl.train.loop.Trainer` with the NaN guard and
+checkpoint callbacks, in ``runs/METHOD-seedS/``), so an interrupted run continues exactly
+where it stopped, also inside an epoch (``--checkpoint-every N``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,8 +56,11 @@ from probssl.experiments.moving_balls.windows import BallWindows, make_windows, 
 from probssl.experiments.report import mean_se
 from probssl.nn.centre_of_mass import BallEncoder
 from probssl.objectives.infonce import infonce_log_ratio
+from probssl.runs import checkpoint as ckpt
 from probssl.runs.format import write_json_atomic
-from probssl.train.loop import train_step
+from probssl.train.callbacks import Checkpointing, NaNGuard, set_rng_state
+from probssl.train.loop import Callback, Trainer
+from probssl.userio import warn
 
 METHODS = ("rbf", "bilinear", "supervised", "random")
 
@@ -77,6 +85,9 @@ class BallsExperimentConfig:
     # "identical": one white channel, as literally described (see module docstring)
     balls: str = "coloured"
     length_scale: float = 1.0  # the RBF critic's initial θ, in units of u
+    # also checkpoint every N steps inside an epoch (0: at epoch ends only); not in the run
+    # key: it changes no number
+    checkpoint_every: int = 0
 
     def __post_init__(self) -> None:
         bad = [m for m in self.methods if m not in METHODS]
@@ -100,6 +111,8 @@ class BallsExperimentConfig:
             raise UserError("moving balls: unit and length scale must be positive")
         if not self.seeds:
             raise UserError("moving balls: no seeds given")
+        if self.checkpoint_every < 0:
+            raise UserError("moving balls: checkpoint_every must be >= 0")
 
     @property
     def in_channels(self) -> int:
@@ -112,7 +125,7 @@ class BallsExperimentConfig:
     def run_key(self) -> dict[str, Any]:
         """Everything that changes one (method, seed) run's result."""
         d = asdict(self)
-        for k in ("methods", "seeds", "device"):
+        for k in ("methods", "seeds", "device", "checkpoint_every"):
             d.pop(k)
         return d
 
@@ -143,8 +156,9 @@ def critic_loss(critic: torch.nn.Module, z_base: torch.Tensor, z_target: torch.T
 
 
 class _PairObjective(torch.nn.Module):
-    """One moving-balls step's loss as a method for :func:`probssl.train.loop.train_step`:
-    the batch is the frame indices of B pairs (bases, then targets; ``pair_indices``)."""
+    """One moving-balls step's loss as a method of the one trainer
+    (:class:`probssl.train.loop.Trainer`): a batch is (B, 2) frame indices, pair i = (t_i,
+    t_i + 1); the 2B frames go through the encoder together (bases, then targets)."""
 
     def __init__(self, method: str, enc: BallEncoder, critic: torch.nn.Module | None,
                  cfg: BallsExperimentConfig, win: BallWindows, centres: torch.Tensor) -> None:
@@ -152,7 +166,8 @@ class _PairObjective(torch.nn.Module):
         self.kind, self.enc, self.critic = method, enc, critic
         self.cfg, self.win, self.centres = cfg, win, centres
 
-    def forward(self, idx: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def forward(self, pairs: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        idx = pair_indices(pairs[:, 0])
         z = windowed_forward(self.enc, self.win.index(idx))
         cfg = self.cfg
         if self.kind == "supervised":
@@ -164,6 +179,41 @@ class _PairObjective(torch.nn.Module):
         pass
 
 
+class _PairOrder:
+    """Epoch e's order of the training pairs: the (e+1)-th permutation drawn from a generator
+    seeded by the run's seed — the order of the experiment's first version, so its numbers
+    are unchanged — computed from the epoch alone, so a resumed run draws the same order. A
+    last batch of a single pair (it has no negatives) is left out, as before."""
+
+    def __init__(self, n_pairs: int, batch_pairs: int, seed: int) -> None:
+        self.n, self.seed = n_pairs, seed
+        self.keep = n_pairs - 1 if n_pairs % batch_pairs == 1 else n_pairs
+        self._gen, self._next = torch.Generator().manual_seed(seed), 0
+
+    def __call__(self, epoch: int) -> torch.Tensor:
+        if epoch != self._next:  # resumed (or asked out of turn): replay from the start
+            self._gen, self._next = torch.Generator().manual_seed(self.seed), 0
+        while self._next < epoch:
+            torch.randperm(self.n, generator=self._gen)
+            self._next += 1
+        self._next += 1
+        return torch.randperm(self.n, generator=self._gen)[:self.keep]
+
+
+class _StepBar(Callback):
+    """The experiment's one progress bar across all runs: one tick per step."""
+
+    def __init__(self, bar: tqdm, method: str, seed: int) -> None:
+        self.bar, self.method, self.seed = bar, method, seed
+
+    def on_step_end(self, trainer: Trainer, out: Any) -> None:
+        self.bar.update(1)
+
+    def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
+        self.bar.set_postfix(method=self.method, seed=self.seed, epoch=row["epoch"],
+                             loss=f"{row['loss']:.3f}")
+
+
 @dataclass
 class BallsRun:
     method: str
@@ -173,9 +223,41 @@ class BallsRun:
     losses: list[float] = field(default_factory=list)
 
 
+def _plain(obj: Any) -> Any:
+    return json.loads(json.dumps(obj))
+
+
+def _resume(run_dir: Path, objective: torch.nn.Module, opt: torch.optim.Optimizer,
+            gen: torch.Generator, key: dict[str, Any]) -> tuple[int, int, dict | None, list]:
+    """(epoch, step, partial sums, history) of the newest checkpoint in ``run_dir``, with the
+    weights, optimiser and RNG states loaded; (0, 0, None, []) when there is none. Checkpoints
+    of other settings (another run key) are removed: they belong to no run of this one."""
+    found = ckpt.load_latest_with_path(run_dir)
+    if found is None:
+        return 0, 0, None, []
+    path, state = found
+    if _plain(state.get("config")) != _plain(key):
+        warn(f"{run_dir}: its checkpoints are of other settings; training this run afresh")
+        for _, old in ckpt.list_checkpoints(run_dir):
+            old.unlink(missing_ok=True)
+            old.with_name(old.name + ".sha256").unlink(missing_ok=True)
+        return 0, 0, None, []
+    objective.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    set_rng_state(state["rng"][0], gen)
+    partial = (state.get("partial") or [None])[0] if state.get("step") else None
+    return int(state["epoch"]), int(state.get("step") or 0), partial, list(state["history"])
+
+
 def train_encoder(method: str, seed: int, cfg: BallsExperimentConfig, win: BallWindows,
-                  centres: torch.Tensor, bar: tqdm | None = None) -> BallsRun:
-    """Train one encoder on the first ``cfg.n_train`` frames (windows on ``cfg.device``)."""
+                  centres: torch.Tensor, bar: tqdm | None = None, run_dir: Path | None = None,
+                  callbacks: Sequence[Callback] = ()) -> BallsRun:
+    """Train one encoder on the first ``cfg.n_train`` frames (windows on ``cfg.device``) with
+    the one trainer (:class:`probssl.train.loop.Trainer`, SGD, ``cfg.batch_pairs`` pairs per
+    step). With ``run_dir``: the NaN guard, a checkpoint at every epoch end and every
+    ``cfg.checkpoint_every`` steps, and exact resume from the newest checkpoint there (a run
+    killed mid-epoch continues at the same step with the same weights). ``callbacks`` run
+    after those (e.g. online evaluation)."""
     dev = torch.device(cfg.device)
     torch.manual_seed(seed)  # same initial encoder for every method of a seed
     enc = BallEncoder(cfg.in_channels, n_balls=cfg.n_balls).to(dev)
@@ -188,7 +270,6 @@ def train_encoder(method: str, seed: int, cfg: BallsExperimentConfig, win: BallW
     if critic is not None:
         params += list(critic.parameters())
     opt = torch.optim.SGD(params, lr=cfg.lr)
-    gen = torch.Generator().manual_seed(seed)
     n_pairs = cfg.n_train - 1
     centres = centres.to(dev)
     run = BallsRun(method, seed, enc, critic)
@@ -201,23 +282,29 @@ def train_encoder(method: str, seed: int, cfg: BallsExperimentConfig, win: BallW
             bar.update(cfg.epochs * math.ceil(n_pairs / cfg.batch_pairs))
         return run
     objective = _PairObjective(method, enc, critic, cfg, win, centres)
-    for epoch in range(cfg.epochs):
-        order = torch.randperm(n_pairs, generator=gen)
-        total = torch.zeros((), device=dev)
-        for start in range(0, n_pairs, cfg.batch_pairs):
-            base = order[start:start + cfg.batch_pairs]
-            if len(base) < 2:  # a lone pair has no negatives
-                continue
-            total += train_step(objective, pair_indices(base).to(dev), opt).loss
-            if bar is not None:
-                bar.update(1)
-        mean = float(total) / math.ceil(n_pairs / cfg.batch_pairs)
-        if not math.isfinite(mean):
-            raise FloatingPointError(f"moving balls: {method} seed {seed} diverged at epoch "
-                                     f"{epoch + 1}")
-        run.losses.append(mean)
-        if bar is not None:
-            bar.set_postfix(method=method, seed=seed, epoch=epoch + 1, loss=f"{mean:.3f}")
+    gen = torch.Generator()  # the checkpoints' RNG record; the order has its own generator
+    key = cfg.run_key()
+    first: tuple[int, int, dict | None, list] = (0, 0, None, [])
+    cbs: list[Callback] = []
+    if run_dir is not None:
+        first = _resume(run_dir, objective, opt, gen, key)
+        cbs.append(NaNGuard(run_dir))
+    if bar is not None:
+        bar.update(first[0] * math.ceil(n_pairs / cfg.batch_pairs) + first[1])
+        cbs.append(_StepBar(bar, method, seed))
+    cbs += list(callbacks)
+    if run_dir is not None:
+        cbs.append(Checkpointing(run_dir, 2, cfg.checkpoint_every, key, gen))
+    trainer = Trainer(objective, opt, lambda base: torch.stack([base, base + 1], 1), n_pairs,
+                      batch_size=cfg.batch_pairs, epochs=cfg.epochs, seed=seed, device=dev,
+                      callbacks=cbs, history=first[3],
+                      order=_PairOrder(n_pairs, cfg.batch_pairs, seed))
+    trainer.fit(first[0], first[1], first[2])
+    run.losses = [row["loss"] for row in trainer.history]
+    bad = [i for i, loss in enumerate(run.losses) if not math.isfinite(loss)]
+    if bad:  # without a run directory there is no NaN guard: say where it went wrong
+        raise FloatingPointError(f"moving balls: {method} seed {seed} diverged at epoch "
+                                 f"{bad[0] + 1}")
     return run
 
 
@@ -238,8 +325,10 @@ def score_run(run: BallsRun, cfg: BallsExperimentConfig, win: BallWindows,
 
 def run_experiment(cfg: BallsExperimentConfig, out: Path, progress: bool = True,
                    command: str = "", machine: str = "") -> dict[str, Any]:
-    """Train, score and draw every (method, seed); resumable per run; writes
-    ``table.md``, ``metrics.json``, ``fig1.png`` and ``runs/`` under ``out``."""
+    """Train, score and draw every (method, seed); writes ``table.md``, ``metrics.json``,
+    ``fig1.png`` and ``runs/`` under ``out``. Resumable: a finished run
+    (``runs/METHOD-seedS.json`` of the same settings) is not retrained, and an unfinished
+    one continues exactly from its newest checkpoint in ``runs/METHOD-seedS/``."""
     out = Path(out)
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -271,7 +360,8 @@ def run_experiment(cfg: BallsExperimentConfig, out: Path, progress: bool = True,
         v, win = video(seed)
         win_dev = win.to(cfg.device)
         t_run = time.perf_counter()
-        run = train_encoder(method, seed, cfg, win_dev, v.centres.float(), bar)
+        run = train_encoder(method, seed, cfg, win_dev, v.centres.float(), bar,
+                            run_dir=runs_dir / f"{method}-seed{seed}")
         res = score_run(run, cfg, win_dev, v.centres)
         res["wall_s"] = time.perf_counter() - t_run
         state = {"encoder": run.encoder.state_dict(),
