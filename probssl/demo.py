@@ -28,7 +28,11 @@ METHODS = ["simvae", "simclr", "vae", "random"]
 
 
 def run_demo(out: Path, epochs: int = 30, seeds: list[int] | int = (0, 1), progress: bool = True,
-             log=print, probe_epochs: int = 100) -> Path:
+             log=print, probe_epochs: int = 100, decoder_epochs: int = 100,
+             fid_features: str = "classifier") -> Path:
+    """The showcase: moving balls, the digits and shapes grids, reconstructions, one report.
+    ``probe_epochs``, ``decoder_epochs`` (SimCLR's decoder) and ``fid_features`` ("none" skips
+    FID) scale the evaluation; the defaults are the protocol's."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -36,7 +40,7 @@ def run_demo(out: Path, epochs: int = 30, seeds: list[int] | int = (0, 1), progr
     run_experiment(QUICK, out / "moving-balls", progress=progress, command=command_line(),
                    machine=machine_line())
     log("[demo] 2/4 SimVAE, SimCLR, VAE, random on digits")
-    eval_cfg = EvalConfig(probe_epochs=probe_epochs, gmm_n_init=5)
+    eval_cfg = EvalConfig(probe_epochs=probe_epochs, gmm_n_init=5, fid_features=fid_features)
     # a list of seeds, as everywhere (an int is accepted as a count for old callers)
     seeds_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     plan = plan_grid(METHODS, ["digits"], seeds_list, preset="quick", epochs=epochs,
@@ -54,7 +58,7 @@ def run_demo(out: Path, epochs: int = 30, seeds: list[int] | int = (0, 1), progr
     try:
         frozen_decoder(simclr)  # a decoder fitted to this checkpoint already exists
     except UserError:
-        train_decoder(simclr, epochs=100, lr=1e-3, progress=progress)
+        train_decoder(simclr, epochs=decoder_epochs, lr=1e-3, progress=progress)
     reconstruction_figure(runs, out / "reconstructions.png", n=10)
     wall = time.perf_counter() - t0
     report = out / "report.md"

@@ -27,7 +27,7 @@ from probssl.userio import check_output_dir, check_output_file
 
 
 def cmd_moving_balls(args: argparse.Namespace) -> int:
-    from probssl.experiments.moving_balls import config_from_args, run_experiment
+    from probssl.experiments.moving_balls import config_from_args, run_experiment  # matplotlib
 
     methods = None if args.methods is None else tuple(comma_list(args.methods))
     out = check_output_dir(args.out)
