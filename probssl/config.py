@@ -95,12 +95,13 @@ class TrainConfig:
     # then loses at most N steps
     checkpoint_every: int = 0
     tensorboard: bool = True  # used only if the tensorboard package is installed
-    # online evaluation: k-NN accuracy (best k of 1..15) of the first online_knn_test test
-    # images against the first online_knn_train training images, every N epochs and after
-    # the last, logged as knn_online in metrics.jsonl (0: off; the weights are the same)
-    online_knn_every: int = 0
-    online_knn_train: int = 5000
-    online_knn_test: int = 1000
+    # online evaluation (probssl.train.callbacks.OnlineKNN): every N epochs and after the
+    # last, k-NN accuracy of eval_val_size validation images carved from the training set
+    # against up to eval_ref_size other training images, logged as knn_val (0: off; the
+    # weights are the same either way)
+    eval_every: int = 0
+    eval_val_size: int = 1000
+    eval_ref_size: int = 5000
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -134,10 +135,9 @@ class TrainConfig:
             raise UserError(f"final_lr_ratio must lie in [0, 1]; got {self.final_lr_ratio}")
         if self.seed < 0:
             raise UserError(f"seed must be >= 0; got {self.seed}")
-        for name in ("online_knn_every", "online_knn_train", "online_knn_test"):
-            if getattr(self, name) < (0 if name == "online_knn_every" else 1):
-                raise UserError(f"{name} must be >= {0 if name == 'online_knn_every' else 1}; "
-                                f"got {getattr(self, name)}")
+        for name, low in (("eval_every", 0), ("eval_val_size", 1), ("eval_ref_size", 1)):
+            if getattr(self, name) < low:
+                raise UserError(f"{name} must be >= {low}; got {getattr(self, name)}")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise UserError(f"device must be one of {', '.join(DEVICES)} or cuda:N; "
                             f"got {self.device!r}")

@@ -48,10 +48,10 @@ HELP: dict[str, str] = {
     "keep_checkpoints": "how many epoch checkpoints to keep",
     "checkpoint_every": "also checkpoint every N steps inside an epoch (0: at epoch ends only)",
     "tensorboard": "no TensorBoard logs (written only if tensorboard is installed)",
-    "online_knn_every": "k-NN accuracy during training every N epochs and after the last, "
-                        "logged as knn_online (0: off)",
-    "online_knn_train": "online k-NN: the first N training images as reference",
-    "online_knn_test": "online k-NN: the first N test images as queries",
+    "eval_every": "online evaluation: k-NN accuracy on a validation split of the training "
+                  "set every N epochs and after the last, logged as knn_val (0: off)",
+    "eval_val_size": "online evaluation: validation images (at most a fifth of the training set)",
+    "eval_ref_size": "online evaluation: other training images as the k-NN reference",
 }
 # set by --set KEY=VALUE (and the --critic/--prior shortcuts), not a flag of their own
 NOT_FLAGS = ("params",)

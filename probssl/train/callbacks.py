@@ -1,5 +1,6 @@
 """What a training run does around the loop, one :class:`~probssl.train.loop.Callback` each:
-the NaN guard, the progress bar, online evaluation (k-NN accuracy during training), the
+the NaN guard, the progress bar, online evaluation (k-NN accuracy on a validation split of
+the training set during training), the
 metrics log (metrics.jsonl and the epoch line), the TensorBoard log, the Ctrl-C / SIGTERM stop
 and the checkpoints.
 
@@ -122,29 +123,48 @@ class ProgressBar(Callback):
         self._close()
 
 
+VALIDATION_SEED = 0  # the same validation split for every run of a dataset, whatever its seed
+
+
+def validation_split(n: int, n_val: int, n_ref: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(validation indices, reference indices) into a training set of ``n`` images: a fixed
+    permutation (generator seeded by :data:`VALIDATION_SEED`, so no run's random streams are
+    touched) whose first ``min(n_val, n // 5)`` images are the queries and the next up to
+    ``n_ref`` the k-NN reference; disjoint."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(VALIDATION_SEED))
+    n_val = max(1, min(n_val, n // 5))
+    return perm[:n_val], perm[n_val:n_val + n_ref]
+
+
 class OnlineKNN(Callback):
-    """k-NN accuracy of the current encoder during training, as a column of the metrics.
+    """Online evaluation: k-NN accuracy of the current encoder during training, as the
+    ``knn_val`` column of the metrics (metrics.jsonl, TensorBoard).
 
     Every ``every`` epochs and after the last one, the encoder (``method.encoder.embed``, in
-    eval mode, no gradients) embeds the first ``n_test`` test images and the first
-    ``n_train`` training images (the deterministic part of the augmentation pipeline only,
-    as in the final evaluation); the best accuracy over k = 1..15 (Euclidean, as
-    :func:`probssl.evaluate.knn.knn_accuracy`) goes into the epoch's row as ``knn_online``,
-    before the row is logged and checkpointed. Fixed subsets and no random numbers drawn, so
-    the run's weights are bit-identical with or without it. Main rank only (no collectives).
-    The best k is chosen on these test images: optimistic, as the paper's protocol; use it to
-    watch training, and the final evaluation to compare runs.
+    eval mode, no gradients) embeds a fixed validation split carved from the *training* set
+    (:func:`validation_split`; never the test split, because these curves decide budgets and
+    learning rates) and a disjoint reference set of training images, through the
+    deterministic part of the augmentation pipeline only, as the final evaluation does. The
+    best accuracy over k = 1..15 (Euclidean, :func:`probssl.evaluate.knn.knn_accuracy`) goes
+    into the epoch's row before it is logged and checkpointed.
+
+    The validation images stay in the self-supervised training set (their labels are never
+    used in training), so turning the evaluation on changes nothing the run learns: it draws
+    no random numbers and the weights are bit-identical with it or without it. Main rank
+    only (no collectives). The best k is chosen on the validation images themselves, so the
+    number is slightly optimistic; use it to compare epochs and runs, the final evaluation to
+    report.
     """
 
     def __init__(self, every: int, x_train: torch.Tensor, y_train: torch.Tensor | None,
-                 x_test: torch.Tensor, y_test: torch.Tensor | None, augment_cfg: Any,
-                 n_train: int, n_test: int, dist_info: DistInfo) -> None:
+                 augment_cfg: Any, n_val: int, n_ref: int, dist_info: DistInfo) -> None:
         self.every = every
         self.enabled = every > 0 and dist_info.is_main and y_train is not None \
-            and y_test is not None and len(x_train) > 0 and len(x_test) > 0
+            and len(x_train) >= 2
         if self.enabled:
-            self.x_train, self.y_train = x_train[:n_train], y_train[:n_train]
-            self.x_test, self.y_test = x_test[:n_test], y_test[:n_test]
+            val, ref = validation_split(len(x_train), n_val, n_ref)
+            self.x_val, self.y_val = x_train[val], y_train[val]
+            self.x_ref, self.y_ref = x_train[ref], y_train[ref]
         self.augment_cfg = augment_cfg
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, Any]) -> None:
@@ -160,13 +180,13 @@ class OnlineKNN(Callback):
         was_training = method.training
         method.eval()
         try:
-            z_tr, z_te = (compute_embeddings(method.encoder.embed, x, self.augment_cfg,
-                                             device=trainer.device)
-                          for x in (self.x_train, self.x_test))
+            z_ref, z_val = (compute_embeddings(method.encoder.embed, x, self.augment_cfg,
+                                               device=trainer.device)
+                            for x in (self.x_ref, self.x_val))
         finally:
             method.train(was_training)
-        row["knn_online"] = round(knn_accuracy(z_tr, self.y_train, z_te, self.y_test)["best"],
-                                  6)
+        best = knn_accuracy(z_ref, self.y_ref, z_val, self.y_val)["best"]
+        row["knn_val"] = round(best, 6)
 
 
 class MetricsLog(Callback):

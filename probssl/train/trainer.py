@@ -351,9 +351,8 @@ def run_callbacks(run_dir: Path, cfg: TrainConfig, resolved: ResolvedRun,
     """A training run's callbacks, in the order their hooks must run (callbacks.py)."""
     data = resolved.data
     return [NaNGuard(run_dir), ProgressBar(progress and dist_info.is_main),
-            OnlineKNN(cfg.online_knn_every, data.x_train, data.y_train, data.x_test,
-                      data.y_test, resolved.augment, cfg.online_knn_train,
-                      cfg.online_knn_test, dist_info),
+            OnlineKNN(cfg.eval_every, data.x_train, data.y_train, resolved.augment,
+                      cfg.eval_val_size, cfg.eval_ref_size, dist_info),
             MetricsLog(run_dir / METRICS_FILE, verbose, dist_info),
             TensorBoard(run_dir, cfg.tensorboard and dist_info.is_main),
             StopOnSignal(run_dir),
