@@ -1,14 +1,27 @@
-r"""VICReg (Bardes et al. 2022): invariance, variance and covariance terms.
+r"""VICReg (Bardes et al. 2022, arXiv:2105.04906): invariance, variance and covariance terms,
+weighted as in the authors' released code (facebookresearch/vicreg, ``main_vicreg.py``).
 
-For J views with codes Z^j (N, D) of the global batch:
+For two views with codes Z, Z' (N, D) of the global batch the released code computes
 
-* invariance: mean over view pairs j < k of mean_n |z_n^j − z_n^k|² / D (MSE);
-* variance: mean over views and dims of max(0, γ − sqrt(Var(Z^j_d) + ε)), γ = 1;
-* covariance: mean over views of Σ_{d≠e} C(Z^j)_{de}² / D.
+    loss = λ·s(Z, Z') + μ·[v(Z) + v(Z')] / 2 + ν·[c(Z) + c(Z')],
 
-loss = λ·invariance + μ·variance + ν·covariance (λ = μ = 25, ν = 1 in the VICReg paper; the
-SimVAE paper quotes μ = 25). Variance and covariance are batch statistics, so under DDP they
-are computed on the gathered global batch (gradients flow back to each rank's rows).
+* s: the mean squared error mean_n |z_n − z'_n|² / D;
+* v(Z) = mean_d max(0, γ − sqrt(Var(Z_d) + ε)), γ = 1, ε = 1e-4 (unbiased variance);
+* c(Z) = Σ_{d≠e} C(Z)_{de}² / D, C the covariance matrix (divided by N − 1);
+
+with λ = μ = 25, ν = 1 — the convention those weights were tuned with, also used by
+solo-learn and lightly. The variance terms are *averaged* over the two branches and the
+covariance terms *summed*. The paper's printed formula (its Eq. 6) sums the variance terms
+too, ν[c(Z) + c(Z')] and μ[v(Z) + v(Z')]; we follow the code, where the published numbers
+come from. (Until this was fixed probssl averaged the covariance terms, halving ν.)
+
+J > 2 views (SimVAE-style augmentation sets): s is the mean over the J(J−1)/2 view pairs,
+the variance term the mean over the J views, and the covariance term twice the mean over
+the J views — at J = 2 exactly the released code, and for any J the same balance between
+the three terms, so λ, μ, ν keep their meaning.
+
+Variance and covariance are batch statistics, so under DDP they are computed on the
+gathered global batch (gradients flow back to each rank's rows).
 """
 
 from __future__ import annotations
@@ -23,7 +36,9 @@ from probssl.objectives.collectives import gather_with_grad
 
 def vicreg_terms(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4
                  ) -> dict[str, torch.Tensor]:
-    """z (B, J, D) local codes -> the three unweighted terms (scalars)."""
+    """z (B, J, D) local codes -> the three unweighted terms (scalars) as the loss weights
+    them: invariance = mean over view pairs of s, variance = mean over views of v,
+    covariance = 2 × mean over views of c (= c(Z) + c(Z') at J = 2; module docstring)."""
     b, j, d = z.shape
     if j < 2:
         raise ValueError("VICReg needs at least two views per image")
@@ -38,7 +53,7 @@ def vicreg_terms(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4
     variance = F.relu(gamma - torch.sqrt(var + eps)).mean()
     cov = torch.einsum("njd,nje->jde", centred, centred) / (n - 1)  # (J, D, D)
     off = cov.pow(2).sum(dim=(1, 2)) - torch.diagonal(cov, dim1=1, dim2=2).pow(2).sum(-1)
-    covariance = (off / d).mean()
+    covariance = 2 * (off / d).mean()  # the released code sums c over its two branches
     return {"invariance": inv, "variance": variance, "covariance": covariance}
 
 

@@ -17,7 +17,7 @@ from probssl.objectives.simvae import (
     simvae_reference_code_loss,
 )
 from probssl.objectives.vae import gaussian_entropy, log_likelihood
-from probssl.objectives.vicreg import vicreg_terms
+from probssl.objectives.vicreg import vicreg_loss, vicreg_terms
 
 
 @pytest.fixture(autouse=True)
@@ -138,7 +138,36 @@ def test_vicreg_loop_reference():
         cov.append(((c ** 2).sum() - (np.diag(c) ** 2).sum()) / 4)
     assert t["invariance"].item() == pytest.approx(inv)
     assert t["variance"].item() == pytest.approx(np.mean(var))
-    assert t["covariance"].item() == pytest.approx(np.mean(cov))
+    assert t["covariance"].item() == pytest.approx(2 * np.mean(cov))  # J > 2: 2 × mean
+
+
+def _released_vicreg(x: np.ndarray, y: np.ndarray) -> float:
+    """The loss of facebookresearch/vicreg's ``main_vicreg.py`` (two branches), written
+    out with loops: repr_loss = MSE; std_loss = mean(relu(1 − std_x)) / 2 + mean(relu(1 −
+    std_y)) / 2; cov_loss = off-diagonal² of cov_x summed / D + the same for y;
+    loss = 25·repr + 25·std + 1·cov."""
+    n, d = x.shape
+    repr_loss = sum((x[i, k] - y[i, k]) ** 2 for i in range(n) for k in range(d)) / (n * d)
+    std_loss, cov_loss = 0.0, 0.0
+    for a in (x, y):
+        a = a - a.mean(axis=0)
+        std = [math.sqrt(sum(a[i, k] ** 2 for i in range(n)) / (n - 1) + 1e-4)
+               for k in range(d)]
+        std_loss += sum(max(0.0, 1 - s) for s in std) / d / 2
+        for k in range(d):
+            for m in range(d):
+                if k != m:
+                    cov_loss += (sum(a[i, k] * a[i, m] for i in range(n)) / (n - 1)) ** 2 / d
+    return 25 * repr_loss + 25 * std_loss + 1 * cov_loss
+
+
+def test_vicreg_loss_is_the_released_code_at_its_published_weights():
+    g = torch.Generator().manual_seed(3)
+    for scale in (0.1, 1.0, 3.0):  # below and above the variance hinge
+        z = torch.randn(7, 2, 5, generator=g, dtype=torch.float64) * scale
+        z[:, 1] += 0.3 * torch.randn(7, 5, generator=g, dtype=torch.float64)
+        ref = _released_vicreg(z[:, 0].numpy(), z[:, 1].numpy())
+        assert vicreg_loss(z)[0].item() == pytest.approx(ref, rel=1e-5)
 
 
 # ---- MoCo ------------------------------------------------------------------------------
