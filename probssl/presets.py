@@ -10,7 +10,10 @@ presets={...})``); this module holds what every method shares and the order in w
 combine. A preset is a chain of layers, each a (TrainConfig values, params) pair applied in
 turn — the shared layer of that name first, then the method's:
 
-* ``paper``: the SimVAE paper (arXiv:2402.01399 §5, App. A.7; SPEC §2): batch 128. The VAE
+* ``paper``: the SimVAE paper (arXiv:2402.01399 §5, App. A.7; SPEC §2): batch 128 and, on
+  the datasets of its Table 2, that table's augmentation with its *vertical* flip
+  (:data:`probssl.data.augment.PAPER_AUGMENTATION`; the dataset defaults flip
+  horizontally). The VAE
   family adds Adam lr 8e-5, 400 epochs, a Gaussian likelihood σ_x² = 0.02
   (:data:`GENERATIVE_PAPER`); each discriminative method its epochs and lr.
 * ``reference-code``: ``paper``, then the authors' released SimVAE code (SPEC §4) where a
@@ -30,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from probssl.data.augment import PAPER_AUGMENTATION
 from probssl.errors import UserError
 
 PRESETS = ("paper", "reference-code", "quick")
@@ -40,8 +44,15 @@ QUICK_EPOCHS = 30  # the smallest budget at which every method beats the untrain
 MNIST_FAMILY = ("mnist", "fashion-mnist", "mnist-test", "digits")
 
 # what every method shares, per layer
-SHARED: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
-    "paper": ({"batch_size": 128}, {}),
+def _paper(dataset: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    train: dict[str, Any] = {"batch_size": 128}
+    if dataset in PAPER_AUGMENTATION:
+        train["augmentation"] = PAPER_AUGMENTATION[dataset]
+    return train, {}
+
+
+SHARED: dict[str, Any] = {
+    "paper": _paper,
     "reference-code": ({}, {}),
     "quick": ({"epochs": QUICK_EPOCHS, "batch_size": 64, "lr": 1e-3}, {}),
 }

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from probssl.config import TrainConfig
+from probssl.data.augment import get_preset
 from probssl.errors import UserError
 from probssl.methods import make_method_config
 from probssl.methods.vae import VAEConfig
@@ -56,3 +59,24 @@ def test_assignments_are_typed():
     assert got == {"beta": 2.0, "likelihood": "bernoulli", "latent_dim": None}
     with pytest.raises(UserError, match="cannot read 'x' as int"):
         parse_assignments(["n_views=x"], VAEConfig, "params")
+
+
+@pytest.mark.parametrize("dataset,expected", [
+    ("mnist", "mnist-vflip"), ("mnist-test", "mnist-vflip"),
+    ("fashion-mnist", "fashion-mnist-vflip"), ("cifar10", "cifar10-vflip"),
+    ("celeba", "celeba-vflip"), ("digits", None), ("shapes", None)])
+def test_paper_preset_flips_vertically_on_the_papers_datasets(dataset, expected):
+    """SimVAE Table 2's "Vertical Flip" column and the authors' code agree: --preset paper
+    flips vertically; datasets the paper does not use keep their default (horizontal)."""
+    for method in ("simvae", "simclr", "vae"):
+        cfg = TrainConfig(method=method, dataset=dataset, preset="paper")
+        assert cfg.augmentation == expected
+        if expected is not None:
+            aug = get_preset(expected)
+            default = get_preset(expected.removesuffix("-vflip"))
+            assert aug.flips() == "vertical" and default.flips() == "horizontal"
+            # the axis is the only difference from the dataset's default
+            assert dataclasses.replace(aug, vflip_p=0.0, hflip_p=0.5) == default
+    # an explicit augmentation still wins over the preset
+    assert TrainConfig(method="simvae", dataset="mnist", preset="paper",
+                       augmentation="mnist").augmentation == "mnist"
