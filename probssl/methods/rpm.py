@@ -8,8 +8,9 @@ selected by name, and its settings are addressed as ``critic.KEY`` / ``prior.KEY
 critic.hidden=128``; stored in ``critic_params`` / ``prior_params``). Objective:
 
 * ``prior="infonce"``: the finite-sample bound actually used in practice, I_N (Eq. 6) on the
-  critic's in-batch score matrix; the batch I_∞ (= the ELBO under the InfoNCE prior, Eq. 24)
-  is logged beside it.
+  critic's in-batch score matrix; I_B (Eq. 24's I_∞ with the batch's empirical marginal = the
+  ELBO under the InfoNCE prior; ≤ log B, see :func:`batch_marginal_infonce`) is logged beside
+  it as ``I_B``.
 * any other prior: the RPM ELBO of Eq. 15/16 with the empirical-marginal R(z), R(z') over the
   batch (Eq. 29/37). With deterministic recognition the marginals use the fixed variance
   ``recognition_var`` (ε of App. B, Eq. 46-47).
@@ -29,7 +30,7 @@ from probssl.errors import UserError
 from probssl.methods.base import Method, MethodConfig, register_method
 from probssl.nn import build_encoder
 from probssl.objectives.infonce import (
-    infinite_sample_infonce,
+    batch_marginal_infonce,
     infonce_bound,
     pair_retrieval_accuracy,
 )
@@ -104,7 +105,7 @@ class RPM(Method):
         z, zp = z.float(), zp.float()
         scores = self.critic(z, zp)
         i_n = infonce_bound(scores)
-        metrics = {"I_N": i_n.detach(), "I_inf": infinite_sample_infonce(scores).detach(),
+        metrics = {"I_N": i_n.detach(), "I_B": batch_marginal_infonce(scores).detach(),
                    "pair_top1": torch.tensor(pair_retrieval_accuracy(scores.detach()))}
         for k, v in {**self.critic.log_params(), **self.prior.log_params()}.items():
             metrics[k] = torch.tensor(v)

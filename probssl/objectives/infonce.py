@@ -7,8 +7,11 @@ so N = B − 1.
   E[ log f(z,z') / (f(z,z') + Σ_{j=1}^N f(z,z'_j)) ] + log N.
   Convention: the paper adds log N, so I_N ≤ log N always (each ratio is ≤ 1). Oord et al.
   add log(N + 1) = log B instead (``convention="oord"``), bounding it by log(N + 1).
-* :func:`infinite_sample_infonce` — the batch estimate of I_∞ (Eq. 24),
-  E[log f(z,z')] − E_z[ log E_{z'} f(z,z') ], with E_{z'} the batch's empirical marginal.
+* :func:`batch_marginal_infonce` — I_B: Eq. 24's I_∞ = E[log f(z,z')] − E_z[ log E_{z'}
+  f(z,z') ] with E_{z'} replaced by the batch's empirical marginal, which contains the
+  positive. It is InfoNCE with Oord et al.'s log B convention, so I_B ≤ log B for any critic:
+  it estimates I_∞ only while I_∞ ≪ log B and is *not* an estimate of I_∞ once I_∞ > log B
+  (the honest I_∞ is the closed form or a large-N estimate: ``probssl verify-theory``).
 * :func:`pair_retrieval_accuracy` — the empirical-marginal model's pairing distribution
   P(j | i) ∝ f(z_i, z'_j) (App. A.1, Eq. 34) used to retrieve each x_i's partner.
 """
@@ -45,8 +48,9 @@ def infonce_bound(scores: torch.Tensor, convention: str = "paper") -> torch.Tens
     return log_ratio.mean() + offset
 
 
-def infinite_sample_infonce(scores: torch.Tensor) -> torch.Tensor:
-    """Batch estimate of I_∞ (Eq. 24): mean_i S_ii − mean_i log mean_j exp S_ij."""
+def batch_marginal_infonce(scores: torch.Tensor) -> torch.Tensor:
+    """I_B = mean_i S_ii − mean_i log mean_j exp S_ij: Eq. 24's I_∞ with the batch's
+    empirical marginal (positive included) as E_{z'}; ≤ log B always (module docstring)."""
     b = _check_square(scores)
     return torch.diagonal(scores).mean() - (torch.logsumexp(scores, dim=1) - math.log(b)).mean()
 

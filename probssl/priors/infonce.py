@@ -3,7 +3,8 @@ r"""The InfoNCE prior (arXiv:2107.02495v3 Eq. 21-22), built from any critic:
     P(z) = R(z),   P_θ(z' | z) = R(z') f_θ(z, z') / Z(z),   Z(z) = E_{R(z')}[f_θ(z, z')].
 
 Z(z) is estimated with the batch's z' (the empirical marginal), so the RPM ELBO under this
-prior is exactly the batch I_∞ of Eq. 24 (the R(z) R(z') terms cancel).
+prior is exactly I_B, Eq. 24's I_∞ with that empirical marginal (the R(z) R(z') terms cancel;
+:func:`probssl.objectives.infonce.batch_marginal_infonce`).
 """
 
 from __future__ import annotations

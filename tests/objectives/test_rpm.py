@@ -10,7 +10,7 @@ from torch.distributions import MultivariateNormal, Normal
 
 from probssl.critics import CRITICS, build_critic
 from probssl.objectives.infonce import (
-    infinite_sample_infonce,
+    batch_marginal_infonce,
     infonce_bound,
     pair_retrieval_accuracy,
     pairing_log_probs,
@@ -39,12 +39,12 @@ def test_infonce_bound_matches_loop_and_conventions():
         infonce_bound(torch.zeros(3, 4))
 
 
-def test_infinite_sample_infonce_matches_loop():
+def test_batch_marginal_infonce_matches_loop():
     s = torch.randn(6, 6, generator=G, dtype=torch.float64)
     f = s.exp()
     ref = sum(math.log(f[i, i]) for i in range(6)) / 6 - sum(
         math.log(sum(f[i, j] for j in range(6)) / 6) for i in range(6)) / 6
-    assert math.isclose(float(infinite_sample_infonce(s)), ref, rel_tol=1e-10)
+    assert math.isclose(float(batch_marginal_infonce(s)), ref, rel_tol=1e-10)
 
 
 def test_pairing_distribution_and_retrieval():
@@ -99,7 +99,7 @@ def test_infonce_prior_gives_batch_i_inf_and_independent_prior_gives_zero():
     lr, lrp = torch.randn(10, generator=G).double(), torch.randn(10, generator=G).double()
     ctx = PriorContext(lr, lrp, scores)
     elbo = rpm_elbo(InfoNCEPrior(2).log_prob(z, zp, ctx), lr, lrp)
-    assert torch.allclose(elbo, infinite_sample_infonce(scores))
+    assert torch.allclose(elbo, batch_marginal_infonce(scores))
     assert float(rpm_elbo(IndependentPrior(2).log_prob(z, zp, ctx), lr, lrp)) == 0.0
 
 

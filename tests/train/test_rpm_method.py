@@ -24,7 +24,7 @@ def test_rpm_trains_and_logs(tmp_path, critic, prior, recognition):
     result = train(cfg, tmp_path / "r", progress=False, verbose=False)
     assert (result.method.encoder is result.method.encoder_prime) == shared
     rows = read_metrics(tmp_path / "r")
-    assert {"I_N", "I_inf", "pair_top1", "objective"} <= set(rows[0])
+    assert {"I_N", "I_B", "pair_top1", "objective"} <= set(rows[0])
     if critic == "rbf":
         assert "length_scale" in rows[0]
     if prior == "infonce":
