@@ -34,7 +34,7 @@ def cmd_moving_balls(args: argparse.Namespace) -> int:
     given = seeds_given(args)
     cfg = config_from_args(args.quick, seeds_of(args, "moving balls") if given else None,
                            epochs=args.epochs, frames=args.frames, lr=args.lr,
-                           balls=args.balls, methods=methods, unit=args.unit,
+                           balls=args.balls, methods=methods, coordinates=args.coordinates,
                            length_scale=args.length_scale, device=str(device_of(args)),
                            checkpoint_every=args.checkpoint_every)
     if not given:
@@ -78,8 +78,10 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int_arg(1, 1_000_000), default=None)
     p.add_argument("--frames", type=int_arg(1, 10_000_000), default=None)
     p.add_argument("--lr", type=float_arg(-math.inf), default=None)
-    p.add_argument("--unit", type=float_arg(0, lo_open=True), default=None,
-                   help="critic coordinates: pixels from the frame centre divided by this")
+    p.add_argument("--coordinates", choices=("raw", "centred", "unit"), default=None,
+                   help="what the critics see of the encoder's pixel coordinates: raw (default, "
+                        "the paper's literal reading), centred (minus the frame centre) or "
+                        "unit (the frame mapped to [-1, 1])")
     p.add_argument("--length-scale", type=float_arg(-math.inf), default=None,
                    help="the RBF critic's initial length-scale (default 1)")
     p.add_argument("--checkpoint-every", type=int_arg(0, 1_000_000_000), default=None,

@@ -17,6 +17,11 @@ from probssl.experiments.moving_balls import (
     supervised_loss,
     train_encoder,
 )
+from probssl.experiments.moving_balls.readout import (
+    critic_coordinates,
+    detector_distances,
+    fit_detector_readout,
+)
 from probssl.experiments.moving_balls.windows import make_windows
 from probssl.runs.checkpoint import list_checkpoints
 from probssl.train.loop import Callback
@@ -122,3 +127,35 @@ def test_a_run_stopped_mid_epoch_resumes_exactly_on_the_one_trainer(tmp_path, me
                                                      resumed.critic.state_dict().values(),
                                                      strict=True))
     assert resumed.losses == whole.losses and len(whole.losses) == 2
+
+
+def test_detector_readout_finds_which_ball_each_detector_follows():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.rand(200, 3, 2, generator=g) * 256
+    follows = [2, 0, 1]  # detector d reports ball follows[d], scaled and shifted
+    z = torch.cat([centres[:, b] * 0.5 + 7 for b in follows], dim=1)
+    maps, assignment = fit_detector_readout(z, centres)
+    assert assignment.tolist() == follows
+    assert detector_distances(maps, assignment, z, centres).max() < 1e-3  # float32 z
+    # detectors that report the balls' mean follow no ball: the full readout cannot tell
+    # (it sees a code), the per-detector readout can
+    mixed = centres.mean(1).repeat(1, 3)
+    maps, assignment = fit_detector_readout(mixed, centres)
+    assert detector_distances(maps, assignment, mixed, centres).mean() > 30
+
+
+def test_critic_coordinates_and_which_critic_centring_changes():
+    z = torch.tensor([[0.0, 256.0], [128.0, 64.0]])
+    assert torch.equal(critic_coordinates(z, 256, "raw"), z)
+    assert torch.equal(critic_coordinates(z, 256, "centred"), z - 128)
+    assert torch.equal(critic_coordinates(z, 256, "unit"), (z - 128) / 128)
+    g = torch.Generator().manual_seed(1)
+    zb, zt = torch.rand(8, 6, generator=g) * 256, torch.rand(8, 6, generator=g) * 256
+    rbf = build_critic("rbf", 6, length_scale=40.0)
+    assert torch.allclose(critic_loss(rbf, zb, zt, 256, "raw"),
+                          critic_loss(rbf, zb, zt, 256, "centred"))
+    bilinear = build_critic("bilinear", 6)
+    with torch.no_grad():
+        bilinear.W.copy_(torch.eye(6) * 1e-3)
+    assert not torch.allclose(critic_loss(bilinear, zb, zt, 256, "raw"),
+                              critic_loss(bilinear, zb, zt, 256, "centred"))

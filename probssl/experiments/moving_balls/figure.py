@@ -13,7 +13,13 @@ from matplotlib.figure import Figure  # no pyplot: no GUI backend chosen, none n
 
 from probssl.critics import build_critic
 from probssl.data.moving_balls import render
-from probssl.experiments.moving_balls.readout import decode, embed, fit_readout, matched_distances
+from probssl.experiments.moving_balls.readout import (
+    critic_coordinates,
+    decode,
+    embed,
+    fit_readout,
+    matched_distances,
+)
 from probssl.experiments.moving_balls.windows import BallWindows, make_windows
 
 COLOURS = {"rbf": "tab:blue", "bilinear": "tab:red", "supervised": "tab:green",
@@ -54,7 +60,8 @@ def _prior_heatmap(enc, critic_name: str, critic_state: dict, cfg, video, t: int
         cen[:, ball, 1] = gy.reshape(-1)[start:start + len(cen)]
         zp = embed(enc, make_windows(render(cen, size, cfg.diameter, coloured=coloured), cen,
                                      cfg.diameter))
-        u, up = (z - size / 2) / cfg.unit, (zp - size / 2) / cfg.unit
+        u = critic_coordinates(z, size, cfg.coordinates)
+        up = critic_coordinates(zp, size, cfg.coordinates)
         with torch.no_grad():
             logits.append(critic(u, up)[0])
     p = torch.softmax(torch.cat(logits), 0).view(grid, grid)
@@ -102,16 +109,20 @@ def draw_figure(cfg, video, win: BallWindows, encoders: dict[str, tuple[Any, dic
         ax.legend(loc="upper right", fontsize=7)
     for j in range(1 + len(methods), cols):
         axes[0, j].axis("off")
-    # (C) mean distance per method
+    # (C) mean distance per method, both readouts
     ax = axes[1, 0]
-    means = [summary[m]["mean_px"] for m in methods]
-    ses = [0 if summary[m]["se_px"] != summary[m]["se_px"] else summary[m]["se_px"]
-           for m in methods]
-    ax.bar(range(len(methods)), means, yerr=ses, capsize=4,
-           color=[COLOURS[m] for m in methods])
+    x = torch.arange(len(methods), dtype=torch.float64)
+    for offset, key, hatch, label in ((-0.2, "detector_", "", "per detector"),
+                                      (0.2, "", "//", "full readout")):
+        means = [summary[m][f"{key}mean_px"] for m in methods]
+        ses = [0 if summary[m][f"{key}se_px"] != summary[m][f"{key}se_px"]
+               else summary[m][f"{key}se_px"] for m in methods]
+        ax.bar((x + offset).tolist(), means, width=0.4, yerr=ses, capsize=3, hatch=hatch,
+               color=[COLOURS[m] for m in methods], edgecolor="k", label=label)
     ax.set_xticks(range(len(methods)), [m for m in methods])
     ax.set_ylabel("mean distance to true centre (px)")
-    ax.set_title(f"C  held-out error, mean ± s.e. over {len(cfg.seeds)} seeds")
+    ax.legend(fontsize=7)
+    ax.set_title(f"C  held-out error, mean ± s.e. over {len(cfg.seeds)} seeds", fontsize=9)
     # (D, E) prior over one ball's next location
     col = 1
     for m, letter in (("rbf", "D"), ("bilinear", "E")):

@@ -1,7 +1,18 @@
 """What a trained moving-balls encoder says about where the balls are: its embeddings of every
-frame (:func:`embed`), a linear readout from them to the K ball centres fitted with the best
-ball assignment per frame (:func:`fit_readout`, :func:`decode`) and the matched distances
-that score it (:func:`matched_distances`). Used by the experiment and by its figure."""
+frame (:func:`embed`) and two readouts scored on held-out frames.
+
+* The full readout (:func:`fit_readout`, :func:`decode`): one affine map from all 2K
+  coordinates to the K centres, with the best ball assignment re-chosen per frame. It can
+  mix detectors, so it measures what the code *contains*: an untrained encoder already
+  scores < 1 px on coloured balls.
+* The per-detector readout (:func:`fit_detector_readout`, :func:`detector_distances`): one
+  affine 2→2 map per detector (its x, y to one ball's centre) and one detector→ball
+  assignment for all frames, chosen on the training frames. It measures what the paper
+  claims ("3 feature maps, which we interpret as the locations of the 3 different balls"):
+  whether each detector follows one ball.
+
+Also :func:`critic_coordinates`, the coordinates the critics see. Used by the experiment
+and by its figure."""
 
 from __future__ import annotations
 
@@ -63,3 +74,55 @@ def embed(enc: BallEncoder, win: BallWindows, chunk: int = 256) -> torch.Tensor:
                           for i in range(0, len(win), chunk)]).cpu()
     finally:
         enc.train()
+
+
+COORDINATES = ("raw", "centred", "unit")
+
+
+def critic_coordinates(z: torch.Tensor, size: int, coordinates: str) -> torch.Tensor:
+    """What the critics (and the supervised loss) see of the encoder's pixel coordinates z:
+    ``raw`` — z itself, the paper's literal reading (its encoder outputs pixel coordinates
+    and nothing is centred; Eq. 26's argument depends on where the origin is); ``centred`` —
+    z − size/2, pixels from the frame centre; ``unit`` — (z − size/2)/(size/2), the frame
+    mapped to [−1, 1]. An RBF critic is unchanged by centring; a bilinear one is not."""
+    if coordinates == "raw":
+        return z
+    if coordinates == "centred":
+        return z - size / 2
+    if coordinates == "unit":
+        return (z - size / 2) / (size / 2)
+    raise ValueError(f"coordinates must be one of {', '.join(COORDINATES)}; got {coordinates!r}")
+
+
+def fit_detector_readout(z: torch.Tensor, centres: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-detector readout fitted on the given (training) frames: for every detector d
+    (columns 2d, 2d+1 of z) and ball b, the least-squares affine map [z_d, 1] -> centre of
+    b; then the detector→ball assignment (a permutation, the same for every frame) with the
+    least total squared error. Returns (maps (K, 3, 2) of the chosen pairs, assignment (K,):
+    detector d reads ball assignment[d]). float64."""
+    z, centres = z.double(), centres.double()
+    n, k = centres.shape[:2]
+    ones = torch.ones(n, 1, dtype=z.dtype)
+    maps = torch.empty(k, k, 3, 2, dtype=z.dtype)
+    err = torch.empty(k, k, dtype=z.dtype)
+    for d in range(k):
+        design = torch.cat([z[:, 2 * d:2 * d + 2], ones], dim=1)
+        for b in range(k):
+            maps[d, b] = torch.linalg.lstsq(design, centres[:, b]).solution
+            err[d, b] = (design @ maps[d, b] - centres[:, b]).pow(2).sum()
+    perms = permutations(k)
+    best = perms[err[torch.arange(k), perms].sum(dim=1).argmin()]
+    return maps[torch.arange(k), best], best
+
+
+def detector_distances(maps: torch.Tensor, assignment: torch.Tensor, z: torch.Tensor,
+                       centres: torch.Tensor) -> torch.Tensor:
+    """(N, K) distances between each detector's decoded position and the centre of the ball
+    it was assigned on the training frames."""
+    z, centres = z.double(), centres.double()
+    n, k = centres.shape[:2]
+    ones = torch.ones(n, 1, dtype=z.dtype)
+    pred = torch.stack([torch.cat([z[:, 2 * d:2 * d + 2], ones], 1) @ maps[d]
+                        for d in range(k)], dim=1)
+    return (pred - centres[:, assignment]).norm(dim=-1)
