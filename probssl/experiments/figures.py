@@ -1,5 +1,5 @@
-"""Image grids: reconstructions of several runs side by side (arXiv:2402.01399 Fig. 2) and
-class-conditional samples (Fig. 3)."""
+"""Figures from runs: reconstructions of several runs side by side (arXiv:2402.01399 Fig. 2),
+class-conditional samples (Fig. 3) and learning curves (loss and online k-NN against epoch)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from matplotlib.figure import Figure  # no pyplot: no GUI backend chosen, none n
 from probssl.data.augment import preprocess
 from probssl.errors import UserError
 from probssl.evaluate.generate import frozen_decoder, reconstruct
-from probssl.runs.format import load_run
+from probssl.runs.format import load_run, read_metrics, read_run_config
 
 
 def _show(img: torch.Tensor) -> np.ndarray:
@@ -71,3 +71,41 @@ def sample_grid(images: torch.Tensor, labels: list[int], per_class: int, out: st
     rows = [(str(c), images[[k for k, lab in enumerate(labels) if lab == c][:per_class]])
             for c in sorted(set(labels))]
     return _image_grid(rows, out, title, cell=0.9)
+
+
+def curves_figure(run_dirs: list[str | Path], out: str | Path) -> Path:
+    """Learning curves of several runs: the training loss (left) and the online k-NN
+    accuracy on the validation split, ``knn_val`` of ``--eval-every`` (right), against epoch,
+    one line per run, labelled by its directory name. Runs trained without online
+    evaluation draw only their loss; a run with no finished epoch is an error naming it."""
+    if not run_dirs:
+        raise UserError("figure curves needs at least one run")
+    runs = []
+    for r in run_dirs:
+        read_run_config(Path(r))  # one line naming a directory that is not a run
+        rows = read_metrics(Path(r))
+        if not rows:
+            raise UserError(f"{r}: no finished epoch in its metrics.jsonl yet")
+        runs.append((Path(r).name, rows))
+    fig = Figure(figsize=(11, 4), constrained_layout=True)
+    loss_ax, knn_ax = fig.subplots(1, 2)
+    any_knn = False
+    for name, rows in runs:
+        loss_ax.plot([r["epoch"] for r in rows if "loss" in r],
+                     [r["loss"] for r in rows if "loss" in r], label=name)
+        knn = [(r["epoch"], 100 * r["knn_val"]) for r in rows if "knn_val" in r]
+        if knn:
+            any_knn = True
+            knn_ax.plot(*zip(*knn, strict=True), "-o", ms=3, label=name)
+    loss_ax.set_xlabel("epoch"), loss_ax.set_ylabel("training loss (epoch mean)")
+    loss_ax.set_title("loss", fontsize=10)
+    loss_ax.legend(fontsize=7)
+    knn_ax.set_xlabel("epoch"), knn_ax.set_ylabel("k-NN accuracy on the validation split (%)")
+    knn_ax.set_title("online evaluation (--eval-every)" if any_knn else
+                     "online evaluation: none of these runs used --eval-every", fontsize=10)
+    if any_knn:
+        knn_ax.legend(fontsize=7)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    return out

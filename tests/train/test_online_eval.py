@@ -22,8 +22,8 @@ from probssl.train.callbacks import validation_split
 
 
 def _cfg(**kw) -> TrainConfig:
-    return TrainConfig(method="vae", dataset="digits", epochs=3, batch_size=128, seed=4,
-                       device="cpu", tensorboard=False, **kw)
+    return TrainConfig(**{"method": "vae", "dataset": "digits", "epochs": 3, "batch_size": 128,
+                          "seed": 4, "device": "cpu", "tensorboard": False, **kw})
 
 
 def _rows(run) -> list[dict]:
@@ -81,3 +81,21 @@ def test_online_knn_survives_resume_and_is_a_flag(tmp_path, capsys):
 def test_bad_online_evaluation_settings_fail_when_built(field, value):
     with pytest.raises(UserError, match=field):
         _cfg(**{field: value})
+
+
+def test_figure_curves_draws_runs_with_and_without_online_evaluation(tmp_path, capsys):
+    watched, plain = tmp_path / "watched", tmp_path / "plain"
+    train(_cfg(epochs=2, eval_every=1, eval_val_size=100, eval_ref_size=300), watched,
+          progress=False, verbose=False)
+    train(_cfg(epochs=2), plain, progress=False, verbose=False)
+    out = tmp_path / "fig" / "curves.png"
+    assert main(["figure", "curves", str(watched), str(plain), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    # a folder that is not a run: one line naming it, exit 2, nothing written
+    capsys.readouterr()
+    bad = tmp_path / "not-a-run"
+    bad.mkdir()
+    assert main(["figure", "curves", str(bad), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not-a-run" in err[0]
+    assert not (tmp_path / "x.png").exists()
