@@ -74,7 +74,10 @@ def register(subparsers) -> None:
                    help="64x64 frames, 160 frames, 4 epochs, 2 seeds: seconds, for tests")
     p.add_argument("--methods", default=None,
                    help="comma list of rbf, bilinear, supervised, random (default all)")
-    p.add_argument("--balls", default=None, help="coloured (default) or identical")
+    p.add_argument("--balls", choices=("coloured", "identical", "grey", "mixed"), default=None,
+                   help="coloured (default: ball k in channel k), identical (one channel, all "
+                        "white), grey (one channel, levels 0.4/0.7/1.0) or mixed (distinct "
+                        "colours mixing channels)")
     p.add_argument("--epochs", type=int_arg(1, 1_000_000), default=None)
     p.add_argument("--frames", type=int_arg(1, 10_000_000), default=None)
     p.add_argument("--lr", type=float_arg(-math.inf), default=None)

@@ -74,14 +74,48 @@ def simulate_centres(n_frames: int = 900, size: int = 256, n_balls: int = 3,
     return out
 
 
-def render(centres: np.ndarray | torch.Tensor, size: int = 256, diameter: float = 32.0,
-           chunk: int = 64, coloured: bool = False) -> torch.Tensor:
-    """uint8 frames (T, C, size, size): pixel centres within diameter/2 of a ball are 255.
+BALLS = ("identical", "coloured", "grey", "mixed")
+# distinct colours that mix channels (RGB in [0, 1]); the earlier version of the RPM paper
+# speaks of "the coral ball" (arXiv:2107.02495v1, Fig. 1 caption)
+MIXED_COLOURS = ((1.0, 0.5, 0.31), (0.0, 0.55, 0.55), (0.6, 0.4, 1.0), (1.0, 0.84, 0.0),
+                 (0.5, 1.0, 0.5), (0.9, 0.9, 0.9))
 
-    ``coloured=False``: one channel, all balls white (identical). ``coloured=True``: one
-    channel per ball (for three balls: red, green, blue), so balls can be told apart.
+
+def palette(balls: str, n_balls: int) -> torch.Tensor:
+    """(K, C) colour of each ball, values in [0, 1]:
+
+    * ``identical``: one channel, every ball 1 (white) — indistinguishable;
+    * ``coloured``: one channel per ball (three balls: red, green, blue);
+    * ``grey``: one channel, grey levels evenly from 0.4 to 1 (three balls: 0.4, 0.7, 1.0) —
+      distinguishable, but a detector must learn the level (no channel gives it away);
+    * ``mixed``: three channels, distinct colours that each mix channels
+      (:data:`MIXED_COLOURS`: coral, teal, violet, ...)."""
+    if balls == "identical":
+        return torch.ones(n_balls, 1)
+    if balls == "coloured":
+        return torch.eye(n_balls)
+    if balls == "grey":
+        return torch.linspace(0.4, 1.0, n_balls).view(n_balls, 1) if n_balls > 1 else \
+            torch.ones(1, 1)
+    if balls == "mixed":
+        if n_balls > len(MIXED_COLOURS):
+            raise UserError(f"balls 'mixed' has {len(MIXED_COLOURS)} colours; got {n_balls} "
+                            "balls")
+        return torch.tensor(MIXED_COLOURS[:n_balls])
+    raise UserError(f"balls must be one of {', '.join(BALLS)}; got {balls!r}")
+
+
+def render(centres: np.ndarray | torch.Tensor, size: int = 256, diameter: float = 32.0,
+           chunk: int = 64, coloured: bool = False, balls: str | None = None) -> torch.Tensor:
+    """uint8 frames (T, C, size, size): a pixel whose centre lies within diameter/2 of a ball
+    takes that ball's colour (:func:`palette`, × 255; where balls overlap, the brighter value
+    per channel); the background is 0.
+
+    ``balls`` names the palette; without it ``coloured`` picks "coloured" (one channel per
+    ball, so balls can be told apart) or "identical" (one channel, all white).
     """
     c = torch.as_tensor(centres, dtype=torch.float32)
+    colours = palette(balls or ("coloured" if coloured else "identical"), c.shape[1])
     coords = torch.arange(size, dtype=torch.float32) + 0.5
     yy, xx = coords.view(1, 1, size, 1), coords.view(1, 1, 1, size)
     r2 = (diameter / 2) ** 2
@@ -89,17 +123,17 @@ def render(centres: np.ndarray | torch.Tensor, size: int = 256, diameter: float 
     for start in range(0, len(c), chunk):
         cc = c[start:start + chunk]
         d2 = (xx - cc[..., 0, None, None]) ** 2 + (yy - cc[..., 1, None, None]) ** 2
-        inside = d2 <= r2  # (t, n_balls, size, size)
-        if not coloured:
-            inside = inside.any(dim=1, keepdim=True)
-        frames.append(inside.to(torch.uint8) * 255)
+        inside = (d2 <= r2).float()  # (t, n_balls, size, size)
+        lit = (inside[:, :, None] * colours[None, :, :, None, None]).amax(dim=1)
+        frames.append((lit * 255).round().to(torch.uint8))  # (t, C, size, size)
     return torch.cat(frames)
 
 
 def moving_balls(n_frames: int = 900, size: int = 256, n_balls: int = 3,
                  diameter: float = 32.0, step: float | None = None, seed: int = 0,
-                 coloured: bool = False) -> BallsVideo:
-    """The whole video: frames and the true centres (paper defaults)."""
+                 coloured: bool = False, balls: str | None = None) -> BallsVideo:
+    """The whole video: frames and the true centres (paper defaults); ``balls`` (or
+    ``coloured``) as in :func:`render`."""
     centres = simulate_centres(n_frames, size, n_balls, diameter, step, seed)
-    return BallsVideo(render(centres, size, diameter, coloured=coloured),
+    return BallsVideo(render(centres, size, diameter, coloured=coloured, balls=balls),
                       torch.from_numpy(centres))

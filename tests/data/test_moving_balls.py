@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from probssl.data.moving_balls import moving_balls, render, simulate_centres
+from probssl.data.moving_balls import moving_balls, palette, render, simulate_centres
 from probssl.errors import UserError
 from probssl.nn.centre_of_mass import BallEncoder, CentreOfMass
 
@@ -74,3 +74,31 @@ def test_ball_encoder_outputs_six_coordinates():
     enc = BallEncoder()
     z = enc(torch.rand(4, 1, 32, 32))
     assert z.shape == (4, 6) and (z >= 0).all() and (z <= 32).all()
+
+
+@pytest.mark.parametrize("balls,channels", [("identical", 1), ("coloured", 3), ("grey", 1),
+                                            ("mixed", 3)])
+def test_each_palette_draws_each_ball_in_its_own_colour(balls, channels):
+    centres = torch.tensor([[[40.0, 40.0], [128.0, 128.0], [200.0, 60.0]]])
+    frames = render(centres, balls=balls)
+    assert frames.shape == (1, channels, 256, 256)
+    colours = palette(balls, 3)
+    for k in range(3):  # a ball's centre pixel shows its palette colour, × 255
+        x, y = centres[0, k].long().tolist()
+        expected = (colours[k] * 255).round().to(torch.uint8)
+        assert torch.equal(frames[0, :, y, x], expected), (balls, k)
+    assert frames[0, :, 5, 250].sum() == 0  # background
+    # the two original palettes are bit-identical to the binary rendering they replaced
+    if balls in ("identical", "coloured"):
+        d2 = ((torch.arange(256) + 0.5).view(1, 1, 256, 1) - centres[0, :, 1, None, None]) ** 2 \
+            + ((torch.arange(256) + 0.5).view(1, 1, 1, 256) - centres[0, :, 0, None, None]) ** 2
+        inside = d2 <= 16 ** 2
+        binary = inside.any(dim=1, keepdim=True) if balls == "identical" else inside
+        assert torch.equal(frames, binary.to(torch.uint8) * 255)
+    if balls == "grey":
+        assert sorted(set(frames.flatten().tolist())) == [0, 102, 178, 255]  # 0.4, 0.7, 1.0
+
+
+def test_unknown_palette_is_a_user_error():
+    with pytest.raises(UserError, match="balls must be one of"):
+        palette("plaid", 3)

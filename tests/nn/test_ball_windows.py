@@ -19,18 +19,18 @@ def _perturbed_encoder(in_channels: int, seed: int = 0) -> BallEncoder:
     return enc
 
 
-def _video_with_edge_cases(coloured: bool):
-    v = moving_balls(n_frames=40, size=96, diameter=16.0, seed=5, coloured=coloured)
+def _video_with_edge_cases(balls: str):
+    v = moving_balls(n_frames=40, size=96, diameter=16.0, seed=5, balls=balls)
     centres = v.centres.clone()
     centres[0] = torch.tensor([[8.0, 8.0], [88.0, 50.0], [40.0, 88.0]])  # touching walls
     centres[1] = torch.tensor([[30.0, 30.0], [46.0, 30.0], [70.0, 70.0]])  # touching balls
     centres[2] = torch.tensor([[8.0, 88.0], [88.0, 8.0], [88.0, 88.0]])  # in corners
-    return render(centres, 96, 16.0, coloured=coloured), centres
+    return render(centres, 96, 16.0, balls=balls), centres
 
 
-@pytest.mark.parametrize("coloured", [False, True])
-def test_windowed_forward_equals_dense_network(coloured):
-    frames, centres = _video_with_edge_cases(coloured)
+@pytest.mark.parametrize("balls", ["identical", "coloured", "grey", "mixed"])
+def test_windowed_forward_equals_dense_network(balls):
+    frames, centres = _video_with_edge_cases(balls)
     win = make_windows(frames, centres, 16.0)
     dense = _perturbed_encoder(frames.shape[1])
     sparse = copy.deepcopy(dense)
@@ -57,7 +57,7 @@ def test_windowed_forward_equals_dense_network(coloured):
 
 
 def test_windows_that_miss_a_ball_are_refused():
-    frames, centres = _video_with_edge_cases(False)
+    frames, centres = _video_with_edge_cases("identical")
     wrong = centres.clone()
     wrong[:, 0] = torch.tensor([48.0, 48.0])
     with pytest.raises(ValueError, match="outside every window"):
@@ -65,7 +65,7 @@ def test_windows_that_miss_a_ball_are_refused():
 
 
 def test_every_frame_pixel_is_counted_once():
-    frames, centres = _video_with_edge_cases(True)
+    frames, centres = _video_with_edge_cases("coloured")
     win = make_windows(frames, centres, 16.0)
     per_frame = win.own.sum(dim=(1, 2, 3, 4)) + win.background[..., 0].sum(-1)
     assert torch.equal(per_frame, torch.full((len(frames),), 96.0 * 96))

@@ -53,7 +53,7 @@ import torch
 from tqdm.auto import tqdm
 
 from probssl.critics import build_critic
-from probssl.data.moving_balls import moving_balls
+from probssl.data.moving_balls import BALLS, moving_balls, palette
 from probssl.data.views import pair_indices
 from probssl.errors import UserError
 from probssl.experiments.moving_balls.figure import LABELS, draw_figure
@@ -98,8 +98,9 @@ class BallsExperimentConfig:
     # paper's literal reading: nothing centred), "centred" (z − size/2) or "unit" (the frame
     # mapped to [−1, 1]); readout.critic_coordinates
     coordinates: str = "raw"
-    # "coloured": ball k drawn in channel k (R, G, B), so detector k can follow ball k;
-    # "identical": all alike in one channel (see module docstring)
+    # how the balls look (probssl.data.moving_balls.palette): "coloured" (ball k in channel
+    # k), "identical" (all alike in one channel), "grey" (one channel, levels 0.4 / 0.7 / 1.0)
+    # or "mixed" (distinct colours mixing channels)
     balls: str = "coloured"
     length_scale: float = 1.0  # the RBF critic's initial θ, in units of u
     # also checkpoint every N steps inside an epoch (0: at epoch ends only); not in the run
@@ -121,8 +122,8 @@ class BallsExperimentConfig:
         if n_train - 1 < self.batch_pairs or self.frames - n_train < 2:
             raise UserError(f"moving balls: {self.frames} frames leave too few training pairs "
                             f"for batches of {self.batch_pairs} (or too few held-out frames)")
-        if self.balls not in ("coloured", "identical"):
-            raise UserError(f"moving balls: balls must be 'coloured' or 'identical', not "
+        if self.balls not in BALLS:
+            raise UserError(f"moving balls: balls must be one of {', '.join(BALLS)}, not "
                             f"{self.balls!r}")
         if self.coordinates not in COORDINATES:
             raise UserError(f"moving balls: coordinates must be one of {', '.join(COORDINATES)}"
@@ -136,7 +137,7 @@ class BallsExperimentConfig:
 
     @property
     def in_channels(self) -> int:
-        return self.n_balls if self.balls == "coloured" else 1
+        return palette(self.balls, self.n_balls).shape[1]
 
     @property
     def n_train(self) -> int:
@@ -379,7 +380,7 @@ def run_experiment(cfg: BallsExperimentConfig, out: Path, progress: bool = True,
     def video(seed: int):
         if seed not in video_cache:
             v = moving_balls(cfg.frames, cfg.size, cfg.n_balls, cfg.diameter, seed=seed,
-                             coloured=cfg.balls == "coloured")
+                             balls=cfg.balls)
             video_cache.clear()  # one video in memory at a time
             video_cache[seed] = (v, make_windows(v.frames, v.centres, cfg.diameter))
         return video_cache[seed]

@@ -47,9 +47,8 @@ def _prior_heatmap(enc, critic_name: str, critic_state: dict, cfg, video, t: int
     size, r = cfg.size, cfg.diameter / 2
     g = torch.linspace(r, size - r, grid, dtype=torch.float64)
     gy, gx = torch.meshgrid(g, g, indexing="ij")
-    coloured = video.frames.shape[1] > 1
     cur = video.centres[t:t + 1]
-    z = embed(enc, make_windows(render(cur, size, cfg.diameter, coloured=coloured), cur,
+    z = embed(enc, make_windows(render(cur, size, cfg.diameter, balls=cfg.balls), cur,
                                 cfg.diameter))
     critic = build_critic(critic_name, z.shape[1])
     critic.load_state_dict(critic_state)
@@ -58,7 +57,7 @@ def _prior_heatmap(enc, critic_name: str, critic_state: dict, cfg, video, t: int
         cen = video.centres[t + 1].repeat(min(256, grid * grid - start), 1, 1).clone()
         cen[:, ball, 0] = gx.reshape(-1)[start:start + len(cen)]
         cen[:, ball, 1] = gy.reshape(-1)[start:start + len(cen)]
-        zp = embed(enc, make_windows(render(cen, size, cfg.diameter, coloured=coloured), cen,
+        zp = embed(enc, make_windows(render(cen, size, cfg.diameter, balls=cfg.balls), cen,
                                      cfg.diameter))
         u = critic_coordinates(z, size, cfg.coordinates)
         up = critic_coordinates(zp, size, cfg.coordinates)
