@@ -23,7 +23,7 @@ from probssl.experiments.moving_balls.readout import (
     fit_detector_readout,
 )
 from probssl.experiments.moving_balls.windows import make_windows
-from probssl.runs.checkpoint import list_checkpoints
+from probssl.runs.checkpoint import list_checkpoints, load_latest
 from probssl.train.loop import Callback
 from tests.test_cli import run_cli
 
@@ -103,10 +103,13 @@ class _KillAtStep(Callback):
             raise _Killed
 
 
-@pytest.mark.parametrize("method", ["bilinear", "supervised"])
-def test_a_run_stopped_mid_epoch_resumes_exactly_on_the_one_trainer(tmp_path, method):
+@pytest.mark.parametrize("method,negatives", [("bilinear", "batch"), ("supervised", "batch"),
+                                              ("rbf", "bank"), ("bilinear", "hard")])
+def test_a_run_stopped_mid_epoch_resumes_exactly_on_the_one_trainer(tmp_path, method,
+                                                                     negatives):
     torch.set_num_threads(1)
-    cfg = replace(QUICK, epochs=2, checkpoint_every=3)  # 127 pairs / 20: 7 steps per epoch
+    # 127 pairs / 20: 7 steps per epoch
+    cfg = replace(QUICK, epochs=2, checkpoint_every=3, negatives=negatives)
     v = moving_balls(cfg.frames, cfg.size, cfg.n_balls, cfg.diameter, seed=0, coloured=True)
     win = make_windows(v.frames, v.centres, cfg.diameter)
     whole = train_encoder(method, 0, cfg, win, v.centres.float(), run_dir=tmp_path / "whole")
@@ -159,3 +162,38 @@ def test_critic_coordinates_and_which_critic_centring_changes():
         bilinear.W.copy_(torch.eye(6) * 1e-3)
     assert not torch.allclose(critic_loss(bilinear, zb, zt, 256, "raw"),
                               critic_loss(bilinear, zb, zt, 256, "centred"))
+
+
+def test_critic_loss_with_bank_and_hard_negatives_is_the_loop_formula():
+    g = torch.Generator().manual_seed(2)
+    b, m, h, d = 4, 5, 3, 6
+    zb, zt = torch.randn(b, d, generator=g) * 20, torch.randn(b, d, generator=g) * 20
+    bank, own = torch.randn(m, d, generator=g) * 20, torch.randn(b, h, d, generator=g) * 20
+    bank_mask = torch.rand(b, m, generator=g) < 0.3
+    own_mask = torch.rand(b, h, generator=g) < 0.3
+    critic = build_critic("rbf", d, length_scale=15.0)
+    got = critic_loss(critic, zb, zt, 256, "raw", shared=bank, shared_mask=bank_mask,
+                      own=own, own_mask=own_mask)
+    ref = 0.0
+    with torch.no_grad():
+        for i in range(b):
+            pos = float(critic(zb[i:i + 1], zt[i:i + 1])[0, 0])
+            terms = [float(critic(zb[i:i + 1], zt[j:j + 1])[0, 0]) for j in range(b)]
+            terms += [float(critic(zb[i:i + 1], bank[j:j + 1])[0, 0]) for j in range(m)
+                      if not bank_mask[i, j]]
+            terms += [float(critic(zb[i:i + 1], own[i, k:k + 1])[0, 0]) for k in range(h)
+                      if not own_mask[i, k]]
+            ref -= pos - float(torch.logsumexp(torch.tensor(terms, dtype=torch.float64), 0))
+    assert float(got) == pytest.approx(ref / b, rel=1e-5)
+
+
+def test_memory_bank_holds_every_training_frame_after_one_epoch(tmp_path):
+    torch.set_num_threads(1)
+    cfg = replace(QUICK, epochs=1, negatives="bank")
+    v = moving_balls(cfg.frames, cfg.size, cfg.n_balls, cfg.diameter, seed=0, coloured=True)
+    win = make_windows(v.frames, v.centres, cfg.diameter)
+    train_encoder("rbf", 0, cfg, win, v.centres.float(), run_dir=tmp_path / "r")
+    state = load_latest(tmp_path / "r")["model"]
+    # the targets t+1 of every pair: frames 1 … n_train − 1, each once
+    assert sorted(state["bank_frame"].tolist()) == list(range(1, cfg.n_train))
+    assert state["bank"].abs().sum() > 0

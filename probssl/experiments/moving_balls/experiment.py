@@ -79,6 +79,7 @@ from probssl.train.loop import Callback, Trainer
 from probssl.userio import warn
 
 METHODS = ("rbf", "bilinear", "supervised", "random")
+NEGATIVES = ("batch", "bank", "hard")
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,10 @@ class BallsExperimentConfig:
     # or "mixed" (distinct colours mixing channels)
     balls: str = "coloured"
     length_scale: float = 1.0  # the RBF critic's initial θ, in units of u
+    # negatives of the critic methods: "batch" (the other pairs of the batch, the default),
+    # "bank" (also a memory bank of every training frame's recent encoding) or "hard" (also
+    # frames t+2 … t+5); see _PairObjective
+    negatives: str = "batch"
     # also checkpoint every N steps inside an epoch (0: at epoch ends only); not in the run
     # key: it changes no number
     checkpoint_every: int = 0
@@ -132,6 +137,9 @@ class BallsExperimentConfig:
             raise UserError("moving balls: the length scale must be positive")
         if not self.seeds:
             raise UserError("moving balls: no seeds given")
+        if self.negatives not in NEGATIVES:
+            raise UserError(f"moving balls: negatives must be one of {', '.join(NEGATIVES)}; "
+                            f"got {self.negatives!r}")
         if self.checkpoint_every < 0:
             raise UserError("moving balls: checkpoint_every must be >= 0")
 
@@ -170,33 +178,91 @@ def supervised_loss(z: torch.Tensor, centres: torch.Tensor, size: int,
 
 
 def critic_loss(critic: torch.nn.Module, z_base: torch.Tensor, z_target: torch.Tensor,
-                size: int, coordinates: str = "raw") -> torch.Tensor:
-    """−(InfoNCE log-ratio): cross-entropy of picking pair i's own target among the batch's
-    (:func:`probssl.objectives.infonce.infonce_log_ratio`; I_N without its + log N)."""
+                size: int, coordinates: str = "raw", *, shared: torch.Tensor | None = None,
+                shared_mask: torch.Tensor | None = None, own: torch.Tensor | None = None,
+                own_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """−(InfoNCE log-ratio): cross-entropy of picking pair i's own target among its negatives
+    (:func:`probssl.objectives.infonce.infonce_log_ratio`; I_N without its + log N).
+
+    Negatives of row i: the other pairs' targets, always; ``shared`` (M, d) — more negatives
+    for every row (a memory bank), with ``shared_mask`` (B, M) True where an entry must not
+    count for a row (a stale copy of its own target); ``own`` (B, H, d) — negatives of row i
+    only (hard negatives: frames t+2 … t+H+1), with ``own_mask`` (B, H) likewise."""
     u = critic_coordinates(z_base, size, coordinates)
-    up = critic_coordinates(z_target, size, coordinates)
-    return -infonce_log_ratio(critic(u, up)).mean()
+    columns = [critic(u, critic_coordinates(z_target, size, coordinates))]
+    if shared is not None:
+        s = critic(u, critic_coordinates(shared, size, coordinates))
+        columns.append(s if shared_mask is None else s.masked_fill(shared_mask, -math.inf))
+    if own is not None:
+        b, h, d = own.shape
+        s = critic(u, critic_coordinates(own.reshape(b * h, d), size, coordinates))
+        rows = torch.arange(b, device=s.device)
+        s = s.view(b, b, h)[rows, rows]  # row i against its own H negatives
+        columns.append(s if own_mask is None else s.masked_fill(own_mask, -math.inf))
+    return -infonce_log_ratio(torch.cat(columns, dim=1)).mean()
+
+
+HARD_NEGATIVES = 4  # frames t+2 … t+5
 
 
 class _PairObjective(torch.nn.Module):
     """One moving-balls step's loss as a method of the one trainer
     (:class:`probssl.train.loop.Trainer`): a batch is (B, 2) frame indices, pair i = (t_i,
-    t_i + 1); the 2B frames go through the encoder together (bases, then targets)."""
+    t_i + 1); the 2B frames go through the encoder together (bases, then targets).
+
+    Negatives (``cfg.negatives``): ``batch`` — the other pairs' targets; ``bank`` — also a
+    memory bank (a FIFO queue, as MoCo's) of the detached encodings of the most recent
+    ``n_train − 1`` targets, i.e. of every training frame, at most one epoch stale (a stale
+    copy of row i's own target is masked out); ``hard`` — also frames t+2 … t+5 of each pair,
+    encoded in the same forward (so they join the batch-norm batch; frames past the training
+    set are masked out). The bank is a buffer of this module, so checkpoints carry it and
+    resume stays exact."""
 
     def __init__(self, method: str, enc: BallEncoder, critic: torch.nn.Module | None,
                  cfg: BallsExperimentConfig, win: BallWindows, centres: torch.Tensor) -> None:
         super().__init__()
         self.kind, self.enc, self.critic = method, enc, critic
         self.cfg, self.win, self.centres = cfg, win, centres
+        if cfg.negatives == "bank" and method in ("rbf", "bilinear"):
+            n = cfg.n_train - 1
+            self.register_buffer("bank", torch.zeros(n, 2 * cfg.n_balls, device=centres.device))
+            self.register_buffer("bank_frame", torch.full((n,), -1, dtype=torch.long,
+                                                          device=centres.device))
+            self.register_buffer("bank_next", torch.zeros((), dtype=torch.long))
 
     def forward(self, pairs: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        idx = pair_indices(pairs[:, 0])
+        cfg, base = self.cfg, pairs[:, 0]
+        idx = pair_indices(base)
+        b = len(base)
+        hard = None
+        if cfg.negatives == "hard" and self.kind != "supervised":
+            hard = base[:, None] + torch.arange(2, 2 + HARD_NEGATIVES, device=base.device)
+            valid = hard < cfg.n_train
+            idx = torch.cat([idx, hard.clamp(max=cfg.n_train - 1).reshape(-1)])
         z = windowed_forward(self.enc, self.win.index(idx))
-        cfg = self.cfg
         if self.kind == "supervised":
             return supervised_loss(z, self.centres[idx], cfg.size, cfg.coordinates), {}
-        b = len(idx) // 2
-        return critic_loss(self.critic, z[:b], z[b:], cfg.size, cfg.coordinates), {}
+        z_base, z_target = z[:b], z[b:2 * b]
+        if hard is not None:  # a frame past the training set is no negative: masked out
+            own = z[2 * b:].view(b, HARD_NEGATIVES, -1)
+            return critic_loss(self.critic, z_base, z_target, cfg.size, cfg.coordinates,
+                               own=own, own_mask=~valid), {}
+        if cfg.negatives == "bank":
+            targets = base + 1
+            mask = (self.bank_frame[None, :] == targets[:, None]) | (self.bank_frame[None, :] < 0)
+            loss = critic_loss(self.critic, z_base, z_target, cfg.size, cfg.coordinates,
+                               shared=self.bank, shared_mask=mask)
+            self._enqueue(z_target.detach(), targets)
+            return loss, {}
+        return critic_loss(self.critic, z_base, z_target, cfg.size, cfg.coordinates), {}
+
+    @torch.no_grad()
+    def _enqueue(self, z: torch.Tensor, frames: torch.Tensor) -> None:
+        n = len(self.bank)
+        slots = (self.bank_next + torch.arange(len(z), device=z.device)) % n
+        self.bank[slots] = z.to(self.bank.dtype)
+        self.bank_frame[slots] = frames
+        self.bank_next.copy_((self.bank_next + len(z)) % n)
 
     def after_step(self) -> None:
         pass
