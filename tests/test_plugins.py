@@ -44,7 +44,7 @@ class RingConfig(ComponentConfig):
             raise UserError(f"critic.radius must be > 0; got {self.radius}")
 
 
-@register_critic("ring", config=RingConfig)
+@register_critic("shell", config=RingConfig)
 class RingCritic(Critic):
     """log f(z, z') = -(|z - z'| - r)^2: z' lies on a sphere of radius r around z."""
 
@@ -142,17 +142,17 @@ def test_plugin_method_critic_prior_dataset_train_from_the_command_line(tmp_path
 
     rpm = tmp_path / "ring"
     done = _probssl(env, "train", "--method", "rpm", "--dataset", "blobs", "--epochs", "1",
-                    "--batch-size", "40", "--set", "critic=ring", "--set", "critic.radius=0.5",
+                    "--batch-size", "40", "--set", "critic=shell", "--set", "critic.radius=0.5",
                     "--set", "prior=flat", "--out", str(rpm), "--no-progress",
                     "--device", "cpu")
     assert done.returncode == 0, done.stderr
     params = json.loads((rpm / "config.json").read_text())["method"]
-    assert params["critic"] == "ring" and params["critic_params"] == {"radius": 0.5}
+    assert params["critic"] == "shell" and params["critic_params"] == {"radius": 0.5}
     assert params["prior"] == "flat"
 
     # the plugin's own validation reaches the user as one line, exit 2
     bad = _probssl(env, "train", "--method", "rpm", "--dataset", "blobs", "--epochs", "1",
-                   "--set", "critic=ring", "--set", "critic.radius=-1",
+                   "--set", "critic=shell", "--set", "critic.radius=-1",
                    "--out", str(tmp_path / "bad"), "--no-progress")
     assert bad.returncode == 2
     lines = bad.stderr.strip().splitlines()

@@ -73,7 +73,8 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true",
                    help="64x64 frames, 160 frames, 4 epochs, 2 seeds: seconds, for tests")
     p.add_argument("--methods", default=None,
-                   help="comma list of rbf, bilinear, supervised, random (default all)")
+                   help="comma list of rbf, bilinear, ring, supervised, random (default: all "
+                        "but ring, the paper's Fig. 1)")
     p.add_argument("--balls", choices=("coloured", "identical", "grey", "mixed"), default=None,
                    help="coloured (default: ball k in channel k), identical (one channel, all "
                         "white), grey (one channel, levels 0.4/0.7/1.0) or mixed (distinct "

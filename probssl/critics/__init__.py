@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from probssl.critics import bilinear, cosine, dot, mlp, rbf  # noqa: F401 - registers them
+from probssl.critics import bilinear, cosine, dot, mlp, rbf, ring  # noqa: F401 - registers them
 from probssl.critics.base import CRITICS, Critic, build_critic, register_critic
 from probssl.critics.bilinear import BilinearCritic
 from probssl.critics.cosine import CosineCritic
 from probssl.critics.dot import DotCritic
 from probssl.critics.mlp import MLPCritic
 from probssl.critics.rbf import RBFCritic
+from probssl.critics.ring import RingCritic
 
 __all__ = ["CRITICS", "BilinearCritic", "CosineCritic", "Critic", "DotCritic", "MLPCritic",
-           "RBFCritic", "build_critic", "register_critic"]
+           "RBFCritic", "RingCritic", "build_critic", "register_critic"]

@@ -104,7 +104,8 @@ class _KillAtStep(Callback):
 
 
 @pytest.mark.parametrize("method,negatives", [("bilinear", "batch"), ("supervised", "batch"),
-                                              ("rbf", "bank"), ("bilinear", "hard")])
+                                              ("rbf", "bank"), ("bilinear", "hard"),
+                                              ("ring", "batch")])
 def test_a_run_stopped_mid_epoch_resumes_exactly_on_the_one_trainer(tmp_path, method,
                                                                      negatives):
     torch.set_num_threads(1)
@@ -197,3 +198,21 @@ def test_memory_bank_holds_every_training_frame_after_one_epoch(tmp_path):
     # the targets t+1 of every pair: frames 1 … n_train − 1, each once
     assert sorted(state["bank_frame"].tolist()) == list(range(1, cfg.n_train))
     assert state["bank"].abs().sum() > 0
+
+
+def test_ring_critic_is_its_formula_and_peaks_one_step_away():
+    critic = build_critic("ring", 6, radius=8.0, width=2.0)
+    g = torch.Generator().manual_seed(4)
+    z, zp = torch.randn(5, 6, generator=g) * 10, torch.randn(7, 6, generator=g) * 10
+    m = critic(z, zp)
+    for i in range(5):
+        for j in range(7):
+            ref = -sum((float((z[i, 2 * k:2 * k + 2] - zp[j, 2 * k:2 * k + 2]).norm()) - 8.0) ** 2
+                       for k in range(3)) / (2 * 2.0 ** 2)
+            assert float(m[i, j]) == pytest.approx(ref, rel=1e-5, abs=1e-5)
+    torch.testing.assert_close(critic.paired(z, zp[:5]), torch.diagonal(critic(z, zp[:5])))
+    # the prior over the next position: highest one step (the radius) away, not at rest
+    here = torch.zeros(1, 6)
+    at_rest, one_step = here.clone(), here.clone()
+    one_step[0, 0] = 8.0
+    assert float(critic(here, one_step)[0, 0]) > float(critic(here, at_rest)[0, 0])

@@ -75,8 +75,8 @@ def test_general_elbo_with_q_equal_r_is_eq_15():
 
 @pytest.mark.parametrize("name", sorted(CRITICS))
 def test_critic_pairwise_and_paired_agree(name):
-    critic = build_critic(name, 3).double()
-    z, zp = torch.randn(5, 3, generator=G).double(), torch.randn(4, 3, generator=G).double()
+    critic = build_critic(name, 4).double()
+    z, zp = torch.randn(5, 4, generator=G).double(), torch.randn(4, 4, generator=G).double()
     m = critic(z, zp)
     assert m.shape == (5, 4)
     assert torch.allclose(critic.paired(z[:4], zp), torch.diagonal(critic(z[:4], zp)))

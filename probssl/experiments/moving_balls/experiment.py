@@ -78,7 +78,9 @@ from probssl.train.callbacks import Checkpointing, NaNGuard, set_rng_state
 from probssl.train.loop import Callback, Trainer
 from probssl.userio import warn
 
-METHODS = ("rbf", "bilinear", "supervised", "random")
+METHODS = ("rbf", "bilinear", "supervised", "random")  # the default set: the paper's Fig. 1
+# every method: also "ring", InfoNCE with a critic that knows the motion (critics/ring.py)
+ALL_METHODS = ("rbf", "bilinear", "ring", "supervised", "random")
 NEGATIVES = ("batch", "bank", "hard")
 
 
@@ -113,10 +115,10 @@ class BallsExperimentConfig:
     checkpoint_every: int = 0
 
     def __post_init__(self) -> None:
-        bad = [m for m in self.methods if m not in METHODS]
+        bad = [m for m in self.methods if m not in ALL_METHODS]
         if bad:
             raise UserError(f"moving balls: unknown method {bad[0]!r}; choose from "
-                            f"{', '.join(METHODS)}")
+                            f"{', '.join(ALL_METHODS)}")
         if not self.methods:
             raise UserError("moving balls: no methods given")
         if self.epochs < 1 or self.batch_pairs < 2 or not self.lr > 0:
@@ -223,7 +225,7 @@ class _PairObjective(torch.nn.Module):
         super().__init__()
         self.kind, self.enc, self.critic = method, enc, critic
         self.cfg, self.win, self.centres = cfg, win, centres
-        if cfg.negatives == "bank" and method in ("rbf", "bilinear"):
+        if cfg.negatives == "bank" and critic is not None:
             n = cfg.n_train - 1
             self.register_buffer("bank", torch.zeros(n, 2 * cfg.n_balls, device=centres.device))
             self.register_buffer("bank_frame", torch.full((n,), -1, dtype=torch.long,
@@ -356,6 +358,10 @@ def train_encoder(method: str, seed: int, cfg: BallsExperimentConfig, win: BallW
         critic = build_critic("rbf", 2 * cfg.n_balls, length_scale=cfg.length_scale).to(dev)
     elif method == "bilinear":
         critic = build_critic("bilinear", 2 * cfg.n_balls).to(dev)
+    elif method == "ring":  # one ball's step per frame, in the critics' coordinates
+        step = cfg.diameter / (cfg.size / 2) if cfg.coordinates == "unit" else cfg.diameter
+        critic = build_critic("ring", 2 * cfg.n_balls, radius=step,
+                              width=cfg.length_scale).to(dev)
     if critic is not None:
         params += list(critic.parameters())
     opt = torch.optim.SGD(params, lr=cfg.lr)

@@ -22,12 +22,13 @@ from probssl.experiments.moving_balls.readout import (
 )
 from probssl.experiments.moving_balls.windows import BallWindows, make_windows
 
-COLOURS = {"rbf": "tab:blue", "bilinear": "tab:red", "supervised": "tab:green",
-           "random": "tab:gray"}
+COLOURS = {"rbf": "tab:blue", "bilinear": "tab:red", "ring": "tab:purple",
+           "supervised": "tab:green", "random": "tab:gray"}
 
 # how each method is named in the figure and in table.md
 LABELS = {"rbf": "InfoNCE, Gaussian (RBF) critic", "bilinear": "InfoNCE, linear (bilinear) critic",
-          "supervised": "supervised", "random": "untrained encoder"}
+          "ring": "InfoNCE, ring critic (knows the step)", "supervised": "supervised",
+          "random": "untrained encoder"}
 
 
 def _as_image(frame: torch.Tensor) -> np.ndarray:
@@ -124,7 +125,7 @@ def draw_figure(cfg, video, win: BallWindows, encoders: dict[str, tuple[Any, dic
     ax.set_title(f"C  held-out error, mean ± s.e. over {len(cfg.seeds)} seeds", fontsize=9)
     # (D, E) prior over one ball's next location
     col = 1
-    for m, letter in (("rbf", "D"), ("bilinear", "E")):
+    for m, letter in (("rbf", "D"), ("bilinear", "E"), ("ring", "F")):
         if m not in encoders:
             continue
         enc, state = encoders[m]
