@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from probssl.config import TrainConfig
 from probssl.data.augment import get_preset
 from probssl.errors import UserError
+from probssl.experiments.bench import parse_sweep, plan_grid
 from probssl.methods import make_method_config
 from probssl.methods.vae import VAEConfig
 from probssl.schema import build_dataclass, parse_assignments
@@ -80,3 +81,11 @@ def test_paper_preset_flips_vertically_on_the_papers_datasets(dataset, expected)
     # an explicit augmentation still wins over the preset
     assert TrainConfig(method="simvae", dataset="mnist", preset="paper",
                        augmentation="mnist").augmentation == "mnist"
+
+
+def test_shapes_flip_axis_is_a_sweepable_setting():
+    """H2's flip column: `bench --sweep augmentation=shapes,shapes-vflip` runs both axes."""
+    key, values = parse_sweep("augmentation=shapes,shapes-vflip")
+    plan = plan_grid(["simclr"], ["shapes"], [0], sweep=(key, values), epochs=1)
+    axes = [get_preset(cfg.augmentation).flips() for _, cfg in plan]
+    assert axes == ["horizontal", "vertical"]

@@ -104,6 +104,10 @@ PRESETS: dict[str, AugmentConfig] = {
     # the shape (a mirrored triangle or square is still one)
     "shapes": AugmentConfig(crop_scale=(0.6, 1.0), hflip_p=0.5, jitter_p=0.8, brightness=0.4,
                             contrast=0.4, saturation=0.4, hue=0.2),
+    # the same with a vertical flip: the flip axis decides which position factor a flip makes
+    # ambiguous (x under a horizontal flip, y under a vertical one), hence H2's flip column
+    "shapes-vflip": AugmentConfig(crop_scale=(0.6, 1.0), vflip_p=0.5, jitter_p=0.8,
+                                  brightness=0.4, contrast=0.4, saturation=0.4, hue=0.2),
     "generic-gray": AugmentConfig(crop_scale=(0.6, 1.0), hflip_p=0.5),
     "generic-color": AugmentConfig(crop_scale=(0.6, 1.0), hflip_p=0.5, jitter_p=0.8,
                                    brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2),
