@@ -149,8 +149,10 @@ CASES: dict[str, tuple[list[str], str]] = {
                       "--out", "{t}/g"], "finite"),
     "balls lr nan": (["experiment", "moving-balls", "--lr", "nan", "--out", "{t}/g"],
                      "finite"),
-    "balls unit nan": (["experiment", "moving-balls", "--unit", "nan", "--out", "{t}/g"],
-                       "finite"),
+    "balls length-scale nan": (["experiment", "moving-balls", "--length-scale", "nan", "--out",
+                                "{t}/g"], "finite"),
+    "balls coordinates": (["experiment", "moving-balls", "--coordinates", "polar", "--out",
+                           "{t}/g"], "invalid choice"),
     "decoder lr nan": (["train-decoder", "{run}", "--lr", "nan"], "finite"),
     # sizes that cannot fit in memory: refused before allocating
     "n_views 1e6": (["train", "--method", "simvae", "--set", "n_views=1000000", *R],

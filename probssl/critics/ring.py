@@ -1,7 +1,8 @@
 """Ring critic: a prior that knows the motion (probssl's own; not in the papers).
 
-The latent is read as G groups of ``group`` coordinates (moving balls: one (x, y) detector per
-ball). For each group g, d_g = |z_g − z'_g| is how far that detector moved; the critic
+The latent is read as consecutive groups of ``group`` coordinates (moving balls: one (x, y)
+detector per ball; a last group may be shorter). For each group g, d_g = |z_g − z'_g| is how
+far that detector moved; the critic
 
     log f(z, z') = −Σ_g (d_g − r)² / 2w²,    r, w learned (initial ``radius``, ``width``),
 
@@ -41,14 +42,14 @@ class RingCriticConfig(ComponentConfig):
 class RingCritic(Critic):
     def __init__(self, dim: int, radius: float = 1.0, width: float = 1.0, group: int = 2):
         super().__init__()
-        if dim % group:
-            raise UserError(f"ring critic: latent size {dim} is not a multiple of "
-                            f"critic.group={group}")
         self.group = group
+        self.pad = -dim % group  # zeros completing a shorter last group change no distance
         self.log_radius = nn.Parameter(torch.tensor(math.log(radius)))
         self.log_width = nn.Parameter(torch.tensor(math.log(width)))
 
     def _score(self, diff: torch.Tensor) -> torch.Tensor:
+        if self.pad:
+            diff = torch.nn.functional.pad(diff, (0, self.pad))
         d = diff.unflatten(-1, (-1, self.group)).pow(2).sum(-1).add(1e-12).sqrt()
         return -(d - self.log_radius.exp()).pow(2).sum(-1) / (2 * self.log_width.exp() ** 2)
 
