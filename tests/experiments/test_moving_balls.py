@@ -104,7 +104,8 @@ class _KillAtStep(Callback):
 
 
 @pytest.mark.parametrize("method,negatives", [("bilinear", "batch"), ("supervised", "batch"),
-                                              ("rbf", "bank"), ("bilinear", "hard"),
+                                              ("rbf", "bank"), ("bilinear", "bank"),
+                                              ("ring", "bank"), ("bilinear", "hard"),
                                               ("ring", "batch")])
 def test_a_run_stopped_mid_epoch_resumes_exactly_on_the_one_trainer(tmp_path, method,
                                                                      negatives):

@@ -252,8 +252,10 @@ class _PairObjective(torch.nn.Module):
         if cfg.negatives == "bank":
             targets = base + 1
             mask = (self.bank_frame[None, :] == targets[:, None]) | (self.bank_frame[None, :] < 0)
+            # a copy: the critic's backward may need the bank as it was (a bilinear critic's
+            # does), and the queue is updated in place below
             loss = critic_loss(self.critic, z_base, z_target, cfg.size, cfg.coordinates,
-                               shared=self.bank, shared_mask=mask)
+                               shared=self.bank.clone(), shared_mask=mask)
             self._enqueue(z_target.detach(), targets)
             return loss, {}
         return critic_loss(self.critic, z_base, z_target, cfg.size, cfg.coordinates), {}
