@@ -120,6 +120,12 @@ def _cell_args(p: argparse.ArgumentParser) -> None:
     """What compare and bench give every run they train."""
     p.add_argument("--lr", type=float_arg(0, lo_open=True), default=None)
     p.add_argument("--batch-size", type=int_arg(1, 1 << 24), default=None)
+    p.add_argument("--eval-every", type=int_arg(0, 1_000_000), default=None, metavar="N",
+                   help="online k-NN on a validation split of the training set every N "
+                        "epochs, logged as knn_val in each run's metrics.jsonl (default off)")
+    p.add_argument("--augmentation", default=None, metavar="NAME",
+                   help="augmentation preset for every run, e.g. mnist-vflip (the paper's "
+                        "vertical flip); default: each dataset's own")
     add_data_dir_arg(p)
     add_device_arg(p)
 

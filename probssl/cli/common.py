@@ -221,9 +221,10 @@ def eval_config(args: argparse.Namespace) -> Any:
 
 def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig settings ``compare`` and ``bench`` give every cell: ``--device`` and
-    whichever of ``--lr``, ``--batch-size``, ``--data-dir`` were given."""
+    whichever of ``--lr``, ``--batch-size``, ``--data-dir``, ``--eval-every``,
+    ``--augmentation`` were given."""
     overrides: dict[str, Any] = {"device": args.device}
-    for key in ("lr", "batch_size", "data_dir"):
+    for key in ("lr", "batch_size", "data_dir", "eval_every", "augmentation"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     return overrides

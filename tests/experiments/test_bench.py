@@ -101,3 +101,23 @@ def test_celeba_grid_reports_attributes_hair_colour_and_fid(tmp_path):
     assert "Attributes on celeba" in text and "hair colour (5 classes)" in text
     assert "MSE per pixel (×1000) / FID" in text and "not comparable" in text
     assert (tmp_path / "report-attributes.png").stat().st_size > 0
+
+
+def test_bench_eval_every_logs_online_knn_in_every_cell(tmp_path):
+    """`bench --eval-every N` gives every cell the online k-NN callback (the learning curves
+    of RESULTS.md's converged comparisons come from it)."""
+    import json
+
+    out = tmp_path / "grid"
+    assert main(["bench", "--methods", "vae", "--datasets", "digits", "--seeds", "0",
+                 "--preset", "quick", "--epochs", "2", "--eval-every", "1", "--device", "cpu",
+                 "--probe-epochs", "1", "--gmm-n-init", "0", "--no-mlp-probe",
+                 "--fid-features", "none", "--no-progress", "--augmentation", "mnist-vflip",
+                 "--out", str(out)]) == 0
+    rows = [json.loads(line) for line in
+            (out / "runs" / "vae__digits__seed0" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all(0 < r["knn_val"] <= 1 for r in rows)
+    config = json.loads((out / "runs" / "vae__digits__seed0" / "config.json").read_text())
+    assert config["train"]["eval_every"] == 1
+    assert config["train"]["augmentation"] == "mnist-vflip"
