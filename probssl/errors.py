@@ -32,10 +32,17 @@ class IntegrityError(UserError):
 
 
 class TrainingDiverged(ProbsslError):
-    """The loss became NaN/inf. The last good checkpoint is kept; exit status 3."""
+    """The loss became NaN/inf. The last good checkpoint is kept; exit status 3. ``epoch`` and
+    ``step`` (1-based) say where, when known."""
 
     exit_code = 3
     label = "training diverged"
+
+    def __init__(self, message: str, epoch: int | None = None, step: int | None = None
+                 ) -> None:
+        super().__init__(message)
+        self.epoch = epoch
+        self.step = step
 
 
 class TrainingInterrupted(ProbsslError):

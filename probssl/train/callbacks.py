@@ -56,7 +56,7 @@ def diverged(run_dir: Path, epoch: int, step: int, loss: torch.Tensor) -> Traini
         "no checkpoint"
     return TrainingDiverged(
         f"loss became {float(loss)} at epoch {epoch + 1}, step {step + 1}; stopped, the last "
-        f"good {kept} is kept in {run_dir}")
+        f"good {kept} is kept in {run_dir}", epoch=epoch + 1, step=step + 1)
 
 
 class NaNGuard(Callback):

@@ -217,3 +217,25 @@ def test_ring_critic_is_its_formula_and_peaks_one_step_away():
     at_rest, one_step = here.clone(), here.clone()
     one_step[0, 0] = 8.0
     assert float(critic(here, one_step)[0, 0]) > float(critic(here, at_rest)[0, 0])
+
+
+def test_a_diverged_run_is_recorded_as_diverged_and_the_grid_goes_on(tmp_path):
+    """At lr 1e4 every RBF run's loss becomes NaN in epoch 1 while the bilinear ones finish:
+    the grid records the diverged runs, leaves them out of the means, says so in table.md,
+    writes standard JSON and does not retrain them when resumed."""
+    cfg = replace(QUICK, methods=("bilinear", "rbf"), epochs=2, lr=1e4)
+    out = tmp_path / "mb"
+    metrics = run_experiment(cfg, out, progress=False)
+    rbf, bil = metrics["summary"]["rbf"], metrics["summary"]["bilinear"]
+    assert rbf["diverged_seeds"] == [0, 1] and rbf["diverged_epochs"] == [1, 1]
+    assert rbf["per_seed"] == [None, None] and rbf["detector_mean_px"] != rbf["detector_mean_px"]
+    assert bil["diverged_seeds"] == [] and all(x is not None for x in bil["per_seed"])
+    table = (out / "table.md").read_text()
+    assert "all diverged" in table and "NaN at ep. 1" in table and "2 run(s) diverged" in table
+    on_disk = json.loads((out / "metrics.json").read_text(),
+                         parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
+    assert on_disk["summary"]["rbf"]["mean_px"] is None
+    assert [r.get("diverged", False) for r in on_disk["runs"]] == [False, True, False, True]
+    again = run_experiment(cfg, out, progress=False)
+    assert again["trained_now"] == 0
+    assert again["summary"]["rbf"]["diverged_seeds"] == [0, 1]

@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 from probssl.critics import build_critic
 from probssl.data.moving_balls import BALLS, moving_balls, palette
 from probssl.data.views import pair_indices
-from probssl.errors import UserError
+from probssl.errors import TrainingDiverged, UserError
 from probssl.experiments.moving_balls.figure import LABELS, draw_figure
 from probssl.experiments.moving_balls.readout import (
     COORDINATES,
@@ -431,7 +431,9 @@ def run_experiment(cfg: BallsExperimentConfig, out: Path, progress: bool = True,
     """Train, score and draw every (method, seed); writes ``table.md``, ``metrics.json``,
     ``fig1.png`` and ``runs/`` under ``out``. Resumable: a finished run
     (``runs/METHOD-seedS.json`` of the same settings) is not retrained, and an unfinished
-    one continues exactly from its newest checkpoint in ``runs/METHOD-seedS/``."""
+    one continues exactly from its newest checkpoint in ``runs/METHOD-seedS/``. A run whose
+    loss becomes NaN/inf is recorded as diverged (epoch, step, the NaN guard's message), left
+    out of the means and named in table.md, and the grid goes on."""
     out = Path(out)
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -463,8 +465,19 @@ def run_experiment(cfg: BallsExperimentConfig, out: Path, progress: bool = True,
         v, win = video(seed)
         win_dev = win.to(cfg.device)
         t_run = time.perf_counter()
-        run = train_encoder(method, seed, cfg, win_dev, v.centres.float(), bar,
-                            run_dir=runs_dir / f"{method}-seed{seed}")
+        try:
+            run = train_encoder(method, seed, cfg, win_dev, v.centres.float(), bar,
+                                run_dir=runs_dir / f"{method}-seed{seed}")
+        except TrainingDiverged as exc:
+            # a diverged run is a result of this setting (e.g. bilinear + bank), not a reason
+            # to lose the grid: recorded as diverged, left out of the means, said in the table
+            res = diverged_result(method, seed, exc, time.perf_counter() - t_run)
+            warn(f"moving balls: {method} seed {seed} diverged at epoch {exc.epoch}; "
+                 "recorded as diverged, continuing")
+            write_json_atomic(runs_dir / f"{method}-seed{seed}.json",
+                              {"key": key, "result": res})
+            results[(method, seed)] = res
+            continue
         res = score_run(run, cfg, win_dev, v.centres)
         res["wall_s"] = time.perf_counter() - t_run
         state = {"encoder": run.encoder.state_dict(),
@@ -473,10 +486,13 @@ def run_experiment(cfg: BallsExperimentConfig, out: Path, progress: bool = True,
         write_json_atomic(runs_dir / f"{method}-seed{seed}.json", {"key": key, "result": res})
         results[(method, seed)] = res
     bar.close()
-    # figure inputs: the first seed's video and trained encoders (reloaded from runs/)
+    # figure inputs: the first seed's video and trained encoders (reloaded from runs/); a
+    # method whose first-seed run diverged has no encoder to draw there
     seed0 = cfg.seeds[0]
     v, win = video(seed0)
     for method in cfg.methods:
+        if results[(method, seed0)].get("diverged"):
+            continue
         state = torch.load(runs_dir / f"{method}-seed{seed0}.pt", weights_only=True)
         enc = BallEncoder(cfg.in_channels, n_balls=cfg.n_balls)
         enc.load_state_dict(state["encoder"])
@@ -487,38 +503,80 @@ def run_experiment(cfg: BallsExperimentConfig, out: Path, progress: bool = True,
                "runs": [results[(m, s)] for s in cfg.seeds for m in cfg.methods],
                "command": command, "machine": machine, "wall_s": wall,
                "trained_now": len(todo)}
-    write_json_atomic(out / "metrics.json", metrics)
+    write_json_atomic(out / "metrics.json", _json_safe(metrics))
     (out / "table.md").write_text(_table(cfg, summary, command, machine, wall, len(todo)))
     draw_figure(cfg, v, win, fig_inputs, summary, out / "fig1.png")
     return metrics
 
 
+def _json_safe(obj: Any) -> Any:
+    """NaN (an s.e. of one seed, the mean of a method whose every seed diverged) as null, so
+    metrics.json is standard JSON that any tool reads."""
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def diverged_result(method: str, seed: int, exc: TrainingDiverged, wall_s: float
+                    ) -> dict[str, Any]:
+    """The record of a run whose loss became NaN/inf: no distances (None), where it
+    diverged, and the NaN guard's message (it names the last good checkpoint)."""
+    return {"method": method, "seed": seed, "diverged": True, "diverged_epoch": exc.epoch,
+            "diverged_step": exc.step, "message": str(exc), "test_distance_px": None,
+            "train_distance_px": None, "test_detector_px": None, "train_detector_px": None,
+            "final_loss": None, "losses": [], "wall_s": wall_s}
+
+
 def _load_cached(path: Path, key: dict) -> dict | None:
-    if not path.is_file() or not path.with_suffix(".pt").is_file():
+    if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        result = data["result"] if data.get("key") == key else None
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None  # a damaged record is re-run, never trusted
-    return data["result"] if data.get("key") == key else None
+    if result is None or not isinstance(result, dict):
+        return None
+    if not result.get("diverged") and not path.with_suffix(".pt").is_file():
+        return None  # a finished run's weights are lost: train it again
+    return result
+
+
+def _mean_se_finite(values: list[float | None]) -> tuple[float, float]:
+    """Mean ± s.e. over the runs that did not diverge (NaN when all did)."""
+    kept = [x for x in values if x is not None]
+    return mean_se(kept) if kept else (float("nan"), float("nan"))
 
 
 def _summarise(cfg: BallsExperimentConfig, results: dict) -> dict[str, Any]:
     summary = {}
     for m in cfg.methods:
         vals = [results[(m, s)]["test_distance_px"] for s in cfg.seeds]
-        mean, se = mean_se(vals)
+        mean, se = _mean_se_finite(vals)
         det = [results[(m, s)]["test_detector_px"] for s in cfg.seeds]
-        det_mean, det_se = mean_se(det)
+        det_mean, det_se = _mean_se_finite(det)
+        diverged = [s for s in cfg.seeds if results[(m, s)].get("diverged")]
         summary[m] = {"mean_px": mean, "se_px": se, "per_seed": vals,
                       "detector_mean_px": det_mean, "detector_se_px": det_se,
-                      "detector_per_seed": det}
+                      "detector_per_seed": det, "diverged_seeds": diverged,
+                      "diverged_epochs": [results[(m, s)]["diverged_epoch"] for s in diverged]}
     return summary
 
 
 def _table(cfg, summary, command, machine, wall, trained) -> str:
     def pm(mean: float, se: float) -> str:
+        if mean != mean:
+            return "all diverged"
         return f"{mean:.2f}" + ("" if se != se else f" ± {se:.2f}")
+
+    def seeds(values: list[float | None], s: dict) -> str:
+        epochs = iter(s["diverged_epochs"])
+        return ", ".join(f"{x:.1f}" if x is not None else f"NaN at ep. {next(epochs)}"
+                         for x in values)
 
     lines = ["# Moving balls (arXiv:2107.02495v3 Fig. 1C)", "",
              "Held-out frames, mean distance to the true centre (px). Per-detector readout: one "
@@ -528,10 +586,15 @@ def _table(cfg, summary, command, machine, wall, trained) -> str:
              "| method | per-detector readout | per seed | full readout | per seed |",
              "|---|---|---|---|---|"]
     for m, s in summary.items():
-        per = ", ".join(f"{x:.1f}" for x in s["per_seed"])
-        det = ", ".join(f"{x:.1f}" for x in s["detector_per_seed"])
+        det = seeds(s["detector_per_seed"], s)
+        per = seeds(s["per_seed"], s)
         lines.append(f"| {LABELS[m]} | {pm(s['detector_mean_px'], s['detector_se_px'])} | {det} "
                      f"| {pm(s['mean_px'], s['se_px'])} | {per} |")
+    n_div = sum(len(s["diverged_seeds"]) for s in summary.values())
+    if n_div:
+        lines += ["", f"{n_div} run(s) diverged (loss NaN/inf; the NaN guard stopped them, "
+                  "their last good checkpoint is kept under runs/): means and s.e. are over "
+                  "the other seeds."]
     lines += ["", f"Protocol: {cfg.frames} frames of {cfg.size}x{cfg.size}, {cfg.n_balls} balls of "
               f"{cfg.diameter:g} px moving {cfg.diameter:g} px per frame; encoders trained on the "
               f"first {cfg.n_train} frames ({cfg.epochs} epochs, SGD lr {cfg.lr:g}, "

@@ -111,6 +111,7 @@ def draw_figure(cfg, video, win: BallWindows, encoders: dict[str, tuple[Any, dic
         axes[0, j].axis("off")
     # (C) mean distance per method, both readouts
     ax = axes[1, 0]
+    methods = list(summary)  # every method, also one whose first seed diverged
     x = torch.arange(len(methods), dtype=torch.float64)
     for offset, key, hatch, label in ((-0.2, "detector_", "", "per detector"),
                                       (0.2, "", "//", "full readout")):
@@ -119,7 +120,9 @@ def draw_figure(cfg, video, win: BallWindows, encoders: dict[str, tuple[Any, dic
                else summary[m][f"{key}se_px"] for m in methods]
         ax.bar((x + offset).tolist(), means, width=0.4, yerr=ses, capsize=3, hatch=hatch,
                color=[COLOURS[m] for m in methods], edgecolor="k", label=label)
-    ax.set_xticks(range(len(methods)), [m for m in methods])
+    ax.set_xticks(range(len(methods)),
+                  [m + (f"\n{len(d)} diverged" if (d := summary[m].get("diverged_seeds")) else "")
+                   for m in methods])
     ax.set_ylabel("mean distance to true centre (px)")
     ax.legend(fontsize=7)
     ax.set_title(f"C  held-out error, mean ± s.e. over {len(cfg.seeds)} seeds", fontsize=9)
