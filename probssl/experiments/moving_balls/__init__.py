@@ -4,6 +4,7 @@ with (:mod:`.windows`), the readout that scores an encoder (:mod:`.readout`) and
 figure (:mod:`.figure`)."""
 
 from probssl.experiments.moving_balls.experiment import (
+    DEMO,
     METHODS,
     PAPER,
     QUICK,
@@ -11,6 +12,7 @@ from probssl.experiments.moving_balls.experiment import (
     BallsRun,
     config_from_args,
     critic_loss,
+    findings,
     run_experiment,
     score_run,
     supervised_loss,
@@ -26,7 +28,8 @@ from probssl.experiments.moving_balls.readout import (
 )
 
 __all__ = [
-    "LABELS", "METHODS", "PAPER", "QUICK", "BallsExperimentConfig", "BallsRun",
-    "config_from_args", "critic_loss", "decode", "embed", "fit_readout", "matched_distances",
+    "DEMO", "LABELS", "METHODS", "PAPER", "QUICK", "BallsExperimentConfig", "BallsRun",
+    "config_from_args", "critic_loss", "decode", "embed", "findings", "fit_readout",
+    "matched_distances",
     "permutations", "run_experiment", "score_run", "supervised_loss", "train_encoder",
 ]
