@@ -9,6 +9,25 @@ missing dataset): one line, exit status 2. Anything else is a bug and keeps its 
 from __future__ import annotations
 
 
+def exception_line(exc: BaseException, limit: int = 200, *, with_type: bool = False,
+                   all_lines: bool = False) -> str:
+    """An exception's message as one line for a one-line error: its first non-empty line (or
+    every line joined, ``all_lines``: a YAML parser's message spans several), at most
+    ``limit`` characters; the exception's type name when it has no message, and prefixed with
+    it (``ValueError: ...``) when ``with_type``."""
+    text = str(exc).strip()
+    if all_lines:
+        text = " ".join(text.split())
+    else:
+        text = text.splitlines()[0].strip() if text else ""
+    if len(text) > limit:
+        text = text[:limit - 3] + "..."
+    name = type(exc).__name__
+    if not text:
+        return name
+    return f"{name}: {text}" if with_type else text
+
+
 class ProbsslError(Exception):
     """An expected failure: the CLI prints ``probssl: <label>: <message>`` as one line and
     exits with ``exit_code``."""

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any, Generic, TypeVar
 
-from probssl.errors import UserError
+from probssl.errors import UserError, exception_line
 from probssl.schema import build_dataclass, check_types
 
 T = TypeVar("T")
@@ -45,9 +45,8 @@ def load_plugins() -> None:
             ep.load()
         except Exception as exc:  # noqa: BLE001 - any failure of foreign code
             _plugins_loaded = False
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             raise UserError(f"probssl plugin {ep.name!r} ({ep.value}) failed to load: "
-                            f"{type(exc).__name__}{': ' + first if first else ''}") from None
+                            f"{exception_line(exc, with_type=True)}") from None
 
 
 class Registry(Generic[T]):

@@ -22,7 +22,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from probssl.errors import UserError
+from probssl.errors import UserError, exception_line
 from probssl.userio import (
     MAX_INT,
     MAX_NESTING,
@@ -96,6 +96,10 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
         raise TypeError(f"unsupported config type {tp!r}")
     raise UserError(f"{where} must be {_type_name(tp) if origin is None else tp}; "
                     f"got {value!r} ({type(value).__name__})")
+
+
+def _why(exc: BaseException) -> str:
+    return exception_line(exc, 300, all_lines=True)  # a YAML message spans several lines
 
 
 def check_types(obj: Any, prefix: str) -> None:
@@ -233,7 +237,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             try:
                 data = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
-                raise UserError(f"{where}: invalid TOML ({_first_line(exc)})") from None
+                raise UserError(f"{where}: invalid TOML ({_why(exc)})") from None
         elif suffix in (".yaml", ".yml"):
             try:
                 import yaml
@@ -243,14 +247,14 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
             try:
                 data = yaml.safe_load(text)
             except yaml.YAMLError as exc:
-                raise UserError(f"{where}: invalid YAML ({_first_line(exc)})") from None
+                raise UserError(f"{where}: invalid YAML ({_why(exc)})") from None
             data = {} if data is None else data
         else:
             data = parse_json_text(text, where)
     except RecursionError:
         raise UserError(f"{where}: nested too deeply") from None
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. a YAML date out of range
-        raise UserError(f"{where}: unreadable value ({_first_line(exc)})") from None
+        raise UserError(f"{where}: unreadable value ({_why(exc)})") from None
     if not isinstance(data, dict):
         raise UserError(f"{where}: the top level must be a table of keys, not "
                         f"{type(data).__name__}")
@@ -260,8 +264,3 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if bad:
         raise UserError(f"{where}: keys must be names; got {bad[0]!r}")
     return data
-
-
-def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300]

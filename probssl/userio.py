@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from probssl.errors import UserError
+from probssl.errors import UserError, exception_line
 
 # The largest integer any count/seed/size field takes: numpy's RandomState and torch's
 # manual_seed both take 32/64-bit seeds; 2**31 - 1 keeps every library and dtype happy.
@@ -31,10 +31,11 @@ MAX_NESTING = 64
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError):
-        return exc.strerror or type(exc).__name__
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:200]
+    """One line for a reader's or parser's exception: OS message, else its text, else its
+    type."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return exception_line(exc)
 
 
 def read_bytes(path: str | Path, what: str = "file", max_bytes: int | None = None) -> bytes:
@@ -337,7 +338,7 @@ def npz_headers(path: str | Path, what: str = "file"
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 — any failure parsing the user's bytes
-        raise UserError(f"{where} is not a readable .npz archive ({_explain(exc)})") from None
+        raise UserError(f"{where} is not a readable .npz archive ({_describe(exc)})") from None
     check_alloc(total, where)
     return out
 
@@ -352,7 +353,7 @@ def read_npz(path: str | Path, what: str = "file") -> dict[str, np.ndarray]:
         raise
     except Exception as exc:  # noqa: BLE001 — e.g. zlib.error on a corrupt member
         raise UserError(f"{what} {path} is not a readable .npz archive "
-                        f"({_explain(exc)})") from None
+                        f"({_describe(exc)})") from None
     for name, value in arrays.items():
         if not isinstance(value, np.ndarray) or name not in headers or \
                 value.shape != headers[name][0]:
@@ -389,15 +390,7 @@ def read_image(path: str | Path, what: str = "image", mode: Any = None,
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 — PIL raises many types on corrupt files
-        raise UserError(f"{where}: unreadable image ({_explain(exc)})") from None
-
-
-def _explain(exc: BaseException) -> str:
-    """One line for a parser's exception: OS message, else its text, else its type."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = str(exc).splitlines()[0].strip() if str(exc).strip() else ""
-    return text[:200] if text else type(exc).__name__
+        raise UserError(f"{where}: unreadable image ({_describe(exc)})") from None
 
 
 # -- structure of what was read -----------------------------------------------------------

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from probssl.data.augment import preprocess
-from probssl.errors import UserError
+from probssl.errors import UserError, exception_line
 from probssl.evaluate.embed import compute_embeddings, run_embeddings
 from probssl.nn import build_decoder
 from probssl.userio import read_bytes
@@ -45,9 +45,8 @@ def frozen_decoder(loaded) -> tuple[torch.nn.Module, str]:
     try:
         dec.load_state_dict(state["decoder"])
     except (RuntimeError, TypeError, AttributeError, KeyError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else \
-            type(exc).__name__
-        raise UserError(f"decoder {path} does not match the run's encoder ({first}); run "
+        raise UserError(f"decoder {path} does not match the run's encoder "
+                        f"({exception_line(exc)}); run "
                         "train-decoder again") from None
     return dec.eval(), "trained on the frozen encoder"
 
@@ -59,9 +58,8 @@ def read_decoder_file(path: Path) -> dict:
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, not a torch file, disallowed pickle, ...
-        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
-        raise UserError(f"decoder {path} is damaged ({type(exc).__name__}"
-                        f"{': ' + first if first else ''}); run train-decoder again") from None
+        raise UserError(f"decoder {path} is damaged ({exception_line(exc, 120, with_type=True)})"
+                        "; run train-decoder again") from None
     epoch = state.get("epoch") if isinstance(state, dict) else None
     if not isinstance(state, dict) or not isinstance(state.get("decoder"), dict) or \
             isinstance(epoch, bool) or not isinstance(epoch, int):

@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from probssl.config import TrainConfig
 from probssl.data.views import make_view_source, next_frame_items
-from probssl.errors import UserError
+from probssl.errors import UserError, exception_line
 from probssl.methods import Method, build_method
 from probssl.runs import checkpoint as ckpt
 from probssl.runs.format import (
@@ -311,7 +311,7 @@ def _resume_state(run_dir: Path, resolved: ResolvedRun, method: Method,
                            + int(state.get("step") or 0))
     except (RuntimeError, ValueError, KeyError) as exc:
         raise UserError(f"checkpoint {path} does not match {run_dir / CONFIG_FILE} "
-                        f"({str(exc).splitlines()[0][:200]})") from None
+                        f"({exception_line(exc)})") from None
     rng = state.get("rng") or []
     if len(rng) == dist_info.world_size:
         set_rng_state(rng[dist_info.rank], aug_gen)
