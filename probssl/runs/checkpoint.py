@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 from pathlib import Path
@@ -221,3 +222,24 @@ def load_latest(run_dir: Path) -> dict[str, Any] | None:
     """The newest checkpoint that loads (see :func:`load_latest_with_path`)."""
     found = load_latest_with_path(run_dir)
     return None if found is None else found[1]
+
+
+def as_json(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples as lists, keys as strings): how a config
+    recorded in a checkpoint is compared with the one in memory."""
+    return json.loads(json.dumps(value))
+
+
+def resume_position(state: dict[str, Any], rank: int = 0, world_size: int = 1
+                    ) -> tuple[int, int, dict[str, Any] | None, list]:
+    """Where a run continues from a checkpoint: (epochs done, steps done in the next epoch,
+    that epoch's partial sums for this ``rank``, the per-epoch history). A mid-epoch position
+    is kept only when the checkpoint holds one RNG state per process of this ``world_size``
+    (the same data order can then be replayed); otherwise the epoch starts again."""
+    epoch = int(state["epoch"])
+    history = list(state.get("history") or [])
+    step = int(state.get("step") or 0)
+    if not step or len(state.get("rng") or []) != world_size:
+        return epoch, 0, None, history
+    partial = (state.get("partial") or [None] * world_size)[rank]
+    return epoch, step, partial, history

@@ -31,9 +31,10 @@ import probssl
 from probssl.config import TrainConfig
 from probssl.data import DATASETS, ImageDataset, get_preset, load_dataset
 from probssl.data.augment import AugmentConfig, with_strength
-from probssl.errors import UserError
+from probssl.errors import UserError, exception_line
 from probssl.methods import METHODS, Method, MethodConfig, build_method, make_method_config
 from probssl.runs import checkpoint as ckpt
+from probssl.runs.checkpoint import as_json
 from probssl.runs.provenance import provenance
 from probssl.schema import build_dataclass
 from probssl.userio import read_json_as, read_jsonl_as
@@ -220,16 +221,10 @@ def load_run(run_dir: str | Path, data_dir: str | None = None,
     try:
         method.load_state_dict(state["model"])
     except (RuntimeError, TypeError, AttributeError, KeyError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else \
-            type(exc).__name__
         raise UserError(f"checkpoint {path} does not match the run config "
-                        f"{run_dir / CONFIG_FILE} ({first})") from None
+                        f"{run_dir / CONFIG_FILE} ({exception_line(exc)})") from None
     method.to(device).eval()
     return LoadedRun(run_dir, resolved, method, int(state["epoch"]))
-
-
-def _plain(value: Any) -> Any:
-    return [_plain(v) for v in value] if isinstance(value, list | tuple) else value
 
 
 def check_checkpoint_matches_config(resolved: ResolvedRun, state: dict[str, Any], path: Path,
@@ -242,7 +237,7 @@ def check_checkpoint_matches_config(resolved: ResolvedRun, state: dict[str, Any]
     if not isinstance(saved, dict):
         return  # a checkpoint that does not record its config: load_state_dict checks
     now = asdict(resolved.method)
-    diff = sorted(k for k in saved if k in now and _plain(saved[k]) != _plain(now[k]))
+    diff = sorted(k for k in saved if k in now and as_json(saved[k]) != as_json(now[k]))
     if diff:
         k = diff[0]
         raise UserError(f"run config {config_path} does not match its checkpoint {path}: "

@@ -318,12 +318,9 @@ def _resume_state(run_dir: Path, resolved: ResolvedRun, method: Method,
     else:  # resumed on a different number of processes: fresh, distinct streams
         seed_everything(cfg.seed + 1_000 * dist_info.rank + int(state["epoch"]))
         aug_gen.manual_seed(cfg.seed * 7919 + dist_info.rank + int(state["epoch"]))
-    start = _Start(int(state["epoch"]), 0, state.get("history", []))
-    if state.get("step") and len(rng) == dist_info.world_size:
-        # a mid-epoch checkpoint: continue at the same position of the same order
-        start.step = int(state["step"])
-        start.partial = (state.get("partial") or [None] * dist_info.world_size)[dist_info.rank]
-    return start
+    epoch, step, partial, history = ckpt.resume_position(state, dist_info.rank,
+                                                         dist_info.world_size)
+    return _Start(epoch, step, history, partial)
 
 
 def _wrap(method: Method, cfg: TrainConfig, resolved: ResolvedRun, device: torch.device,

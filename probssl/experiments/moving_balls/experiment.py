@@ -360,10 +360,6 @@ class BallsRun:
     losses: list[float] = field(default_factory=list)
 
 
-def _plain(obj: Any) -> Any:
-    return json.loads(json.dumps(obj))
-
-
 def _resume(run_dir: Path, objective: torch.nn.Module, opt: torch.optim.Optimizer,
             gen: torch.Generator, key: dict[str, Any]) -> tuple[int, int, dict | None, list]:
     """(epoch, step, partial sums, history) of the newest checkpoint in ``run_dir``, with the
@@ -373,7 +369,7 @@ def _resume(run_dir: Path, objective: torch.nn.Module, opt: torch.optim.Optimize
     if found is None:
         return 0, 0, None, []
     path, state = found
-    if _plain(state.get("config")) != _plain(key):
+    if ckpt.as_json(state.get("config")) != ckpt.as_json(key):
         warn(f"{run_dir}: its checkpoints are of other settings; training this run afresh")
         for _, old in ckpt.list_checkpoints(run_dir):
             old.unlink(missing_ok=True)
@@ -382,8 +378,7 @@ def _resume(run_dir: Path, objective: torch.nn.Module, opt: torch.optim.Optimize
     objective.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     set_rng_state(state["rng"][0], gen)
-    partial = (state.get("partial") or [None])[0] if state.get("step") else None
-    return int(state["epoch"]), int(state.get("step") or 0), partial, list(state["history"])
+    return ckpt.resume_position(state)
 
 
 def train_encoder(method: str, seed: int, cfg: BallsExperimentConfig, win: BallWindows,
