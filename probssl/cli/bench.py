@@ -108,10 +108,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from probssl.experiments.report import write_report  # lazy: scikit-learn, matplotlib
+    from probssl.experiments.convergence import write_curves_report  # lazy: matplotlib
+    from probssl.experiments.report import check_report_path, write_report
 
     check_output_file(args.out)
-    out = write_report(Path(args.grid), Path(args.out))
+    grids = [Path(g) for g in args.grids]
+    if len(grids) == 1:
+        out = write_report(grids[0], Path(args.out))
+        write_curves_report(grids, out, args.paired_with, append=True)
+    else:
+        for g in grids:  # --out must not be a file of any of the grids
+            check_report_path(g, Path(args.out))
+        out = write_curves_report(grids, Path(args.out), args.paired_with)
     print(f"wrote {out}")
     return 0
 
@@ -163,6 +171,12 @@ def register(subparsers) -> None:
     add_eval_args(p)
 
     p = add_command(subparsers, "report", cmd_report,
-                    "markdown tables (paper layout) from a bench grid")
-    p.add_argument("grid", help="bench grid folder")
-    p.add_argument("--out", required=True, help="markdown file")
+                    "markdown tables (paper layout) from a bench grid; learning curves, "
+                    "convergence and paired differences from one or more grids")
+    p.add_argument("grids", nargs="+", metavar="GRID",
+                   help="bench grid folder(s); several are merged into one table whose rows "
+                        "are labelled 'method' or 'method key=value' (a swept grid)")
+    p.add_argument("--out", required=True, help="markdown file (curves: NAME-curves.png)")
+    p.add_argument("--paired-with", default=None, metavar="LABEL",
+                   help="also tabulate every run's per-seed differences against this row, "
+                        "e.g. 'simvae n_views=10'")

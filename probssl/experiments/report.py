@@ -68,7 +68,7 @@ def load_grid(grid_dir: Path) -> tuple[dict, list[dict], int]:
     return grid, results, missing
 
 
-def _check_report_path(grid_dir: Path, out: Path) -> Path:
+def check_report_path(grid_dir: Path, out: Path) -> Path:
     """``out`` must not be the grid's own record nor a file of one of its cells."""
     out = check_output_file(out, "--out", protect=[grid_dir / GRID_FILE])
     runs = (grid_dir / "runs").resolve()
@@ -79,7 +79,7 @@ def _check_report_path(grid_dir: Path, out: Path) -> Path:
 
 
 def write_report(grid_dir: Path, out: Path) -> Path:
-    out = _check_report_path(Path(grid_dir), Path(out))
+    out = check_report_path(Path(grid_dir), Path(out))
     grid, results, missing = load_grid(grid_dir)
     methods, datasets = grid["methods"], grid["datasets"]
     by: dict[tuple, list[dict]] = defaultdict(list)
