@@ -15,7 +15,7 @@ def encoder_source(arch: str, in_shape, out_dim: int, latent_dim: int) -> str:
     """A standalone Python file (torch only) defining ``build_encoder()``."""
     note = (f'"""Rebuilds the exported probssl encoder in pure PyTorch.\n\n'
             f"    import torch\n    net = build_encoder()\n"
-            f"    net.load_state_dict(torch.load('encoder.pt'))\n"
+            f"    net.load_state_dict(torch.load('encoder.pt', weights_only=True))\n"
             f"    z = net(x)[:, :{latent_dim}]  # representation: the posterior mean\n\n"
             f"Input: float images in [0, 1] of shape (N, {', '.join(map(str, in_shape))}), "
             f"preprocessed as in training (e.g. binarised for MNIST).\n"

@@ -22,7 +22,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     pt, src = export_encoder(loaded, args.out)
     enc = loaded.method.encoder
     print(f"wrote {pt} (state_dict of the encoder) and {src} (pure-PyTorch build_encoder()).")
-    print(f"Rebuild: net = build_encoder(); net.load_state_dict(torch.load('{pt.name}')); "
+    print(f"Rebuild: net = build_encoder(); "
+          f"net.load_state_dict(torch.load('{pt.name}', weights_only=True)); "
           f"z = net(x)[:, :{enc.latent_dim}]")
     return 0
 

@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 from probssl.errors import UserError
 from probssl.experiments.report import fmt, load_grid, mean_se
 from probssl.runs.format import read_metrics, write_text_file
+from probssl.userio import warn
 
 # the columns compared (result.json keys, label, scale)
 METRICS = [("knn_best", "kNN", 100), ("mlp_probe", "MLP probe", 100),
@@ -55,16 +56,22 @@ def label_of(result: dict[str, Any]) -> str:
     return result["method"] if sweep is None else f"{result['method']} {sweep[0]}={sweep[1]}"
 
 
-def load_cells(grid_dirs: list[Path]) -> tuple[list[Cell], list[dict], int]:
+def load_cells(grid_dirs: list[Path], warn_damaged: bool = True
+               ) -> tuple[list[Cell], list[dict], int]:
     """Every finished cell of the grids (with its curve, when one was logged), the grids'
     records, and how many cells are unfinished."""
     cells, grids, missing = [], [], 0
     for grid_dir in grid_dirs:
-        grid, results, n_missing = load_grid(Path(grid_dir))
+        grid, results, n_missing = load_grid(Path(grid_dir), warn_damaged)
         grids.append(grid)
         missing += n_missing
         for r in results:
-            rows = read_metrics(Path(grid_dir) / "runs" / r["cell"])
+            try:
+                rows = read_metrics(Path(grid_dir) / "runs" / r["cell"])
+            except UserError as exc:  # a damaged log loses its curve, not the report
+                if warn_damaged:
+                    warn(f"{exc}; the cell's learning curve is left out")
+                rows = []
             curve = [(int(row["epoch"]), float(row["knn_val"])) for row in rows
                      if "knn_val" in row]
             cells.append(Cell(label_of(r), r["dataset"], int(r["seed"]), r, curve,
@@ -209,7 +216,9 @@ def write_curves_report(grid_dirs: list[Path], out: Path, paired_with: str | Non
     at ``out`` and their curves at ``out``'s name + ``-curves.png``; with ``append`` (one grid,
     whose paper-layout report is already at ``out``) only the convergence and paired sections
     are added to it."""
-    cells, grids, missing = load_cells(grid_dirs)
+    cells, grids, missing = load_cells(grid_dirs, warn_damaged=not append)
+    if not cells and append:
+        return out  # the paper-layout report already says that no cell is finished
     if not cells:
         raise UserError(f"{', '.join(map(str, grid_dirs))}: no finished cell to report")
     lines = report_lines(cells, paired_with, final_table=not append)

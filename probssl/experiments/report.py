@@ -49,7 +49,7 @@ def _fmt(values: list[float], scale: float) -> str:
     return fmt(*mean_se([scale * v for v in values]))
 
 
-def load_grid(grid_dir: Path) -> tuple[dict, list[dict], int]:
+def load_grid(grid_dir: Path, warn_damaged: bool = True) -> tuple[dict, list[dict], int]:
     grid_dir = Path(grid_dir)
     if not (grid_dir / GRID_FILE).exists():
         raise UserError(f"{grid_dir} is not a bench grid (no {GRID_FILE}); run probssl bench")
@@ -62,8 +62,9 @@ def load_grid(grid_dir: Path) -> tuple[dict, list[dict], int]:
             continue
         try:
             results.append(read_result(path))
-        except UserError as exc:  # so are damaged ones, and said so
-            warn(f"{exc}; the cell is left out of the report")
+        except UserError as exc:  # so are damaged ones, and said so (once)
+            if warn_damaged:
+                warn(f"{exc}; the cell is left out of the report")
             missing += 1
     return grid, results, missing
 

@@ -21,9 +21,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from probssl.errors import IntegrityError, UserError
+from probssl.errors import IntegrityError, UserError, exception_line
 from probssl.userio import file_key, read_bytes, warn
 
 PATTERN = re.compile(r"^epoch-(\d+)(?:-step-(\d+))?\.pt$")
@@ -170,13 +171,22 @@ def load_checkpoint_file(path: Path) -> dict[str, Any]:
             raise IntegrityError(f"{path}: sha256 {got[:12]}… does not match the recorded "
                                  f"{want[:12]}… (damaged file)")
     try:
-        # Our own files: they hold RNG states (numpy arrays, tuples), not only tensors.
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated zip, bad pickle, ...: a damaged file
-        raise IntegrityError(f"{path}: unreadable checkpoint ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0][:200] if str(exc) else ''})"
-                             ) from None
+        # weights_only: a checkpoint from someone else's run directory never executes code
+        # when loaded. Checkpoints hold tensors, numbers, strings, lists, tuples and dicts
+        # only; those written before 2026-12-03 also hold numpy's RNG-state array, whose
+        # reconstruction functions are the only globals allowed besides torch's own.
+        with torch.serialization.safe_globals(_numpy_globals()):
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, bad or disallowed pickle, ...
+        raise IntegrityError(f"{path}: unreadable checkpoint "
+                             f"({exception_line(exc, with_type=True)})") from None
     return _check_state(state, path)
+
+
+def _numpy_globals() -> list[Any]:
+    """What unpickling a numpy array needs (older checkpoints' numpy RNG state)."""
+    core = getattr(np, "_core", None) or np.core
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
 def _check_not_in_the_way(run_dir: Path) -> None:

@@ -33,8 +33,24 @@ from probssl.train.distributed import DistInfo, any_true, gather_objects
 from probssl.train.loop import Callback, StepOutput, Trainer
 
 
+def _numpy_state() -> dict[str, Any]:
+    """numpy's global RNG state as tensors and numbers only, so that a checkpoint loads with
+    ``torch.load(weights_only=True)`` (no numpy object to unpickle)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)}
+
+
+def _set_numpy_state(state: Any) -> None:
+    if isinstance(state, dict):
+        np.random.set_state((state["kind"], state["keys"].numpy().astype(np.uint32),
+                             state["pos"], state["has_gauss"], state["gauss"]))
+    else:  # a checkpoint written before 2026-12-03 holds numpy's own tuple
+        np.random.set_state(state)
+
+
 def rng_state(aug_gen: torch.Generator) -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+    state = {"python": random.getstate(), "numpy": _numpy_state(),
              "torch": torch.get_rng_state(), "augment": aug_gen.get_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -43,7 +59,7 @@ def rng_state(aug_gen: torch.Generator) -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any], aug_gen: torch.Generator) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    _set_numpy_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     aug_gen.set_state(state["augment"])
     if "cuda" in state and torch.cuda.is_available():
