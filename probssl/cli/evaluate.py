@@ -35,7 +35,9 @@ def format_eval(result: dict) -> str:
                if "mlp_probe" in result else "")
             + (f", GMM accuracy {100 * result['gmm']['accuracy']:.2f}% (NMI "
                f"{result['gmm']['nmi']:.3f}, ARI {result['gmm']['ari']:.3f})"
-               if "gmm" in result else ""))
+               if "gmm" in result else "")
+            + (f", RankMe {result['rankme']['rank']:.2f} of {result['dim']} (label-free)"
+               if "rankme" in result else ""))
 
 
 def format_extras(result: dict) -> list[str]:

@@ -20,6 +20,7 @@ from probssl.evaluate.fid import fid_of_run, load_feature_extractor
 from probssl.evaluate.generate import DECODER_FILE, reconstruction_mse
 from probssl.evaluate.knn import METRICS, knn_accuracy, knn_accuracy_val_k
 from probssl.evaluate.probe import train_probe
+from probssl.evaluate.rankme import rankme
 from probssl.runs.format import LoadedRun
 from probssl.runs.result import RunResult
 from probssl.schema import check_types
@@ -96,6 +97,9 @@ def evaluate_embeddings(z_train, y_train, z_test, y_test, cfg: EvalConfig) -> di
         n_classes = int(max(np.max(y_train), np.max(y_test))) + 1
         extra["gmm"] = gmm_clustering(z_train, z_test, y_test, n_classes, cfg.gmm_n_init,
                                       seed=cfg.seed)
+    # label-free: RankMe of the training embeddings (Garrido et al. 2023), beside the
+    # supervised protocol, so the two can be compared run by run
+    extra["rankme"] = {"rank": rankme(z_train), "on": "train"}
     return {"knn": knn, "knn_val_k": knn_val, "linear_probe": probe, **extra,
             "n_train": int(len(z_train)), "n_test": int(len(z_test)),
             "dim": int(np.asarray(z_train).shape[1]), "protocol": asdict(cfg),

@@ -30,7 +30,9 @@ from tqdm.auto import tqdm
 from probssl.config import TrainConfig, resolve
 from probssl.errors import UserError
 from probssl.evaluate import EvalConfig
+from probssl.evaluate.embed import run_embeddings
 from probssl.evaluate.protocol import evaluate_run_result, extra_evaluations
+from probssl.evaluate.rankme import rankme
 from probssl.methods import get_method_spec, is_trainable
 from probssl.runs.checkpoint import list_checkpoints
 from probssl.runs.format import (
@@ -184,6 +186,10 @@ def evaluate_cached(run_dir: Path, eval_cfg: EvalConfig, loaded: LoadedRun | Non
     loaded = loaded if loaded is not None else load_run(run_dir)
     if old is not None and old["epoch"] == loaded.epoch and \
             old["protocol"] == eval_cfg.__dict__:
+        if "rankme" not in old:  # evaluated before RankMe existed: from the cached embeddings
+            z_train, _ = run_embeddings(loaded, "train")
+            old["rankme"] = {"rank": rankme(z_train), "on": "train"}
+            write_json_atomic(run_dir / EVAL_FILE, old)
         tc = loaded.resolved.train
         return RunResult.from_json(old, method=tc.method, dataset=tc.dataset, seed=tc.seed)
     result = evaluate_run_result(loaded, eval_cfg)
@@ -214,7 +220,7 @@ def _cell_result(run_dir: Path, cell: Cell, cfg: TrainConfig, eval_cfg: EvalConf
     train_seconds = sum(r.get("seconds", 0.0) for r in read_metrics(run_dir))  # fail fast
     ev = evaluate_cached(run_dir, eval_cfg, loaded)
     metrics = {k: ev.metrics[k] for k in ("knn", "knn_val_k", "linear_probe", "mlp_probe",
-                                          "gmm") if k in ev.metrics}
+                                          "gmm", "rankme") if k in ev.metrics}
     if extras:
         metrics.update(extra_evaluations(loaded, eval_cfg))
     return RunResult(method=cell.method, dataset=cell.dataset, seed=cell.seed,

@@ -30,6 +30,7 @@ FLAT_METRICS: dict[str, tuple[str, str]] = {
     "gmm_accuracy": ("gmm", "accuracy"),
     "nmi": ("gmm", "nmi"),
     "ari": ("gmm", "ari"),
+    "rankme": ("rankme", "rank"),
 }
 IDENTITY = ("method", "dataset", "seed", "epoch", "protocol", "run")
 INFO = ("n_train", "n_test", "dim", "seconds")  # about the evaluation, not a metric
@@ -39,7 +40,8 @@ CELL = ("cell", "sweep", "epochs", "train_seconds")  # a bench cell's config sum
 EVAL_SCHEMA = {"epoch": int, "protocol": dict, "knn": {"best": float},
                "knn_val_k": {"accuracy": float}, "linear_probe": {"test_accuracy": float},
                "mlp_probe?": {"test_accuracy": float},
-               "gmm?": {"accuracy": float, "nmi": float, "ari": float}}
+               "gmm?": {"accuracy": float, "nmi": float, "ari": float},
+               "rankme?": {"rank": float}}
 
 _SCALAR = (str, int, float, bool)
 # What a result.json (the flat view of a bench cell) must hold to be trusted (by a resumed
@@ -49,7 +51,8 @@ RESULT_SCHEMA = {
     "sweep": (None, Check(list, lambda v: len(v) == 2 and isinstance(v[0], str)
                           and isinstance(v[1], _SCALAR), "[key, value]")),
     "knn_best": float, "knn_val_k": float, "linear_probe": float, "mlp_probe?": float,
-    "gmm_accuracy?": float, "nmi?": float, "ari?": float, "mse?": float, "fid?": float,
+    "gmm_accuracy?": float, "nmi?": float, "ari?": float, "rankme?": float, "mse?": float,
+    "fid?": float,
     "fid_features?": str, "content?": float, "train_seconds?": float,
     "factors?": {str: {"metric": str, "value": float}},
     "attributes?": Check({"attributes": {str: float}, "majority": {str: float},

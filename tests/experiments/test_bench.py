@@ -1,10 +1,14 @@
 """bench grids are resumable and validated up front; report lays out the paper's tables."""
 
 
+import json
+
+import numpy as np
 import pytest
 
 from probssl.cli import main
 from probssl.evaluate import EvalConfig
+from probssl.evaluate.rankme import rankme
 from probssl.experiments.bench import parse_sweep, plan_grid, run_grid
 from probssl.experiments.report import write_report
 
@@ -26,11 +30,20 @@ def test_grid_runs_resumes_and_reports(tmp_path):
     # a lost result (as after a kill between training and evaluation) is recomputed; the
     # finished training is not repeated
     (out / "runs" / "vae__digits__seed1" / "result.json").unlink()
+    # an evaluation from before RankMe existed gets it from the cached embeddings
+    ev_path = out / "runs" / "vae__digits__seed1" / "eval.json"
+    ev = json.loads(ev_path.read_text())
+    ev.pop("rankme")
+    ev_path.write_text(json.dumps(ev))
     logs = []
     again = run_grid(_plan(), out, EVAL, progress=False, log=logs.append)
     assert not any("training" in line for line in logs)
     assert ckpt.stat().st_mtime_ns == stamp
     assert [r["knn_best"] for r in again] == [r["knn_best"] for r in results]
+    z = np.load(out / "runs" / "vae__digits__seed1" / "embeddings" / "train.npz")["z"]
+    vae1 = next(r for r in again if r["cell"] == "vae__digits__seed1")
+    assert vae1["rankme"] == pytest.approx(rankme(z)) and 1 <= vae1["rankme"] <= 10
+    assert all("rankme" in r for r in again)
     report = write_report(out, tmp_path / "report.md").read_text()
     assert "Table 1: MLP probe / kNN" in report and "Table 6: NMI / ARI" in report
     assert "| vae |" in report and "| random |" in report and "not finished" not in report
@@ -106,8 +119,6 @@ def test_celeba_grid_reports_attributes_hair_colour_and_fid(tmp_path):
 def test_bench_eval_every_logs_online_knn_in_every_cell(tmp_path):
     """`bench --eval-every N` gives every cell the online k-NN callback (the learning curves
     of RESULTS.md's converged comparisons come from it)."""
-    import json
-
     out = tmp_path / "grid"
     assert main(["bench", "--methods", "vae", "--datasets", "digits", "--seeds", "0",
                  "--preset", "quick", "--epochs", "2", "--eval-every", "1", "--device", "cpu",
