@@ -211,7 +211,13 @@ def _finished(run_dir: Path, eval_cfg: EvalConfig, epochs: int, method: str) -> 
         warn(f"{exc}; evaluating the cell again", key=("result", file_key(path)))
         return None
     want = eval_cfg.__dict__
-    return res if res["protocol"] == want and res["epochs"] == epochs else None
+    if res["protocol"] != want or res["epochs"] != epochs:
+        return None
+    if "rankme" not in res:  # a cell finished before RankMe existed: add it, cheaply
+        z_train, _ = run_embeddings(load_run(run_dir), "train")
+        res["rankme"] = rankme(z_train)
+        write_json_atomic(path, res)
+    return res
 
 
 def _cell_result(run_dir: Path, cell: Cell, cfg: TrainConfig, eval_cfg: EvalConfig,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+from scipy.stats import spearmanr
 
 from probssl.errors import UserError
 from probssl.experiments.report import fmt, load_grid, mean_se
@@ -160,6 +161,7 @@ def report_lines(cells: list[Cell], paired_with: str | None = None,
                              f"{100 * v['delta_mean']:+.1f} | epochs {v['window_start']}-"
                              f"{v['last_epoch']} | {'yes' if v['converged'] else '**no**'} |")
             lines.append("")
+        lines += rankme_lines([c for c in cells if c.dataset == dataset], dataset)
         if paired_with is not None and (paired_with, dataset) in by:
             ref = by[(paired_with, dataset)]
             lines += [f"## Paired differences on {dataset}: run − {paired_with} (points), "
@@ -178,6 +180,19 @@ def report_lines(cells: list[Cell], paired_with: str | None = None,
                 lines.append(f"| {lab} | " + " | ".join(cols) + " |")
             lines.append("")
     return lines
+
+
+def rankme_lines(cells: list[Cell], dataset: str) -> list[str]:
+    """How well the label-free RankMe ranks these runs as kNN accuracy does: Spearman's ρ
+    over every run (all labels and seeds) that has both; nothing with fewer than 4 runs."""
+    pairs = [(c.result["rankme"], c.result["knn_best"]) for c in cells
+             if "rankme" in c.result and "knn_best" in c.result]
+    if len(pairs) < 4:
+        return []
+    rho, p = spearmanr([a for a, _ in pairs], [b for _, b in pairs])
+    return [f"RankMe against kNN accuracy on {dataset}: Spearman ρ = {rho:.2f} over "
+            f"{len(pairs)} runs (p = {p:.2g}); RankMe needs no labels, so where ρ is high it "
+            "can stand in for the supervised protocol when choosing among runs.", ""]
 
 
 def curves_figure(cells: list[Cell], path: Path) -> Path | None:

@@ -44,6 +44,15 @@ def test_grid_runs_resumes_and_reports(tmp_path):
     vae1 = next(r for r in again if r["cell"] == "vae__digits__seed1")
     assert vae1["rankme"] == pytest.approx(rankme(z)) and 1 <= vae1["rankme"] <= 10
     assert all("rankme" in r for r in again)
+    # a finished cell's result from before RankMe existed gets it too, without retraining
+    res_path = out / "runs" / "vae__digits__seed0" / "result.json"
+    res = json.loads(res_path.read_text())
+    want = res.pop("rankme")
+    res_path.write_text(json.dumps(res))
+    third = run_grid(_plan(), out, EVAL, progress=False, log=logs.append)
+    assert next(r for r in third if r["cell"] == "vae__digits__seed0")["rankme"] == \
+        pytest.approx(want)
+    assert "rankme" in json.loads(res_path.read_text())
     report = write_report(out, tmp_path / "report.md").read_text()
     assert "Table 1: MLP probe / kNN" in report and "Table 6: NMI / ARI" in report
     assert "| vae |" in report and "| random |" in report and "not finished" not in report

@@ -4,7 +4,13 @@ import pytest
 
 from probssl.cli import main
 from probssl.errors import UserError
-from probssl.experiments.convergence import Cell, convergence, paired, report_lines
+from probssl.experiments.convergence import (
+    Cell,
+    convergence,
+    paired,
+    rankme_lines,
+    report_lines,
+)
 
 
 def _cell(seed, curve, label="m", **result):
@@ -70,3 +76,11 @@ def test_report_merges_grids_with_curves_and_paired_differences(tmp_path):
     # --out inside a grid is refused before anything is written
     assert main(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out",
                  str(tmp_path / "b" / "grid.json")]) == 2
+
+
+def test_rankme_correlation_is_spearman_over_runs_and_silent_below_four():
+    cells = [_cell(s, [(1, 0.0)], knn_best=k, rankme=r)
+             for s, (k, r) in enumerate([(0.9, 8.0), (0.8, 6.0), (0.7, 7.0), (0.5, 2.0)])]
+    line = rankme_lines(cells, "d")[0]
+    assert "Spearman ρ = 0.80 over 4 runs" in line
+    assert rankme_lines(cells[:3], "d") == []
