@@ -1,4 +1,8 @@
-"""Export a run's encoder as a plain state_dict plus pure-PyTorch code that rebuilds it."""
+"""Export a run's encoder: its weights as a state_dict (``.pt``) or safetensors file plus
+pure-PyTorch code that rebuilds the network, or a self-contained ``torch.export`` program.
+
+Every format loads without unpickling code: ``torch.load(..., weights_only=True)``,
+``safetensors.torch.load_file`` or ``torch.export.load``."""
 
 from __future__ import annotations
 
@@ -7,15 +11,28 @@ from pathlib import Path
 
 import torch
 
+from probssl.errors import UserError
 from probssl.nn import resnet
 from probssl.nn.mlp import mlp_encoder_source
 
+FORMATS = ("state_dict", "safetensors", "torch-export")
+SUFFIX = {"state_dict": ".pt", "safetensors": ".safetensors", "torch-export": ".pt2"}
 
-def encoder_source(arch: str, in_shape, out_dim: int, latent_dim: int) -> str:
-    """A standalone Python file (torch only) defining ``build_encoder()``."""
-    note = (f'"""Rebuilds the exported probssl encoder in pure PyTorch.\n\n'
-            f"    import torch\n    net = build_encoder()\n"
-            f"    net.load_state_dict(torch.load('encoder.pt', weights_only=True))\n"
+
+def _load_line(weights: str) -> str:
+    if weights.endswith(".safetensors"):
+        return ("    from safetensors.torch import load_file\n"
+                f"    net.load_state_dict(load_file('{weights}'))\n")
+    return f"    net.load_state_dict(torch.load('{weights}', weights_only=True))\n"
+
+
+def encoder_source(arch: str, in_shape, out_dim: int, latent_dim: int,
+                   weights: str = "encoder.pt") -> str:
+    """A standalone Python file (torch only) defining ``build_encoder()``; its docstring
+    loads ``weights`` (a state_dict ``.pt`` or a ``.safetensors`` file)."""
+    note = ('"""Rebuilds the exported probssl encoder in pure PyTorch.\n\n'
+            "    import torch\n    net = build_encoder()\n"
+            + _load_line(weights) +
             f"    z = net(x)[:, :{latent_dim}]  # representation: the posterior mean\n\n"
             f"Input: float images in [0, 1] of shape (N, {', '.join(map(str, in_shape))}), "
             f"preprocessed as in training (e.g. binarised for MNIST).\n"
@@ -29,15 +46,37 @@ def encoder_source(arch: str, in_shape, out_dim: int, latent_dim: int) -> str:
             f"    return ResNetEncoder({tuple(in_shape)}, {out_dim})\n")
 
 
-def export_encoder(loaded, out: str | Path) -> tuple[Path, Path]:
-    """Write ``out`` (state_dict of the encoder network) and ``out`` with suffix ``.py``."""
+def export_encoder(loaded, out: str | Path, fmt: str = "state_dict"
+                   ) -> tuple[Path, Path | None]:
+    """Write the encoder network to ``out`` in ``fmt`` (one of :data:`FORMATS`) and, for the
+    weight formats, ``out`` with suffix ``.py`` (the code that rebuilds it); returns both
+    paths (the second None for ``torch-export``, whose file holds the program itself)."""
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r}: choose from {', '.join(FORMATS)}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     enc = loaded.method.encoder
     cfg = loaded.resolved.method
-    state = {k: v.detach().cpu() for k, v in enc.net.state_dict().items()}
-    torch.save(state, out)
+    net = enc.net.eval()
+    if fmt == "torch-export":
+        example = torch.zeros(2, *loaded.resolved.data.image_shape)
+        # the batch size is left free: the program accepts any N >= 2 (N = 1 with batch norm
+        # in eval mode works too, but torch.export specialises a size of 1)
+        batch = torch.export.Dim("batch", min=2)
+        program = torch.export.export(net, (example,), dynamic_shapes=({0: batch},))
+        torch.export.save(program, out)
+        return out, None
+    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    if fmt == "safetensors":
+        try:
+            from safetensors.torch import save_file  # noqa: PLC0415 - an optional extra
+        except ImportError:
+            raise UserError("--format safetensors needs the safetensors package: pip install "
+                            "'probssl[safetensors]'") from None
+        save_file(state, str(out))
+    else:
+        torch.save(state, out)
     src = out.with_suffix(".py")
     src.write_text(encoder_source(cfg.arch, loaded.resolved.data.image_shape, enc.out_dim,
-                                  enc.latent_dim))
+                                  enc.latent_dim, weights=out.name))
     return out, src
