@@ -39,11 +39,12 @@ def encoder_source(arch: str, in_shape, out_dim: int, latent_dim: int,
             f"Output: {out_dim} numbers per image; the first {latent_dim} are the "
             f"representation{' (the rest: posterior log-variance)' if out_dim > latent_dim else ''}"
             '.\n"""\n\n')
+    tail = f"\n\nLATENT_DIM = {latent_dim}  # the representation: the first LATENT_DIM outputs\n"
     if arch == "mlp":
-        return note + mlp_encoder_source(in_shape, out_dim)
+        return note + mlp_encoder_source(in_shape, out_dim).rstrip("\n") + tail
     body = inspect.getsource(resnet).split('"""', 2)[2]  # drop resnet's module docstring
     return (note + body.lstrip() + "\n\ndef build_encoder() -> nn.Module:\n"
-            f"    return ResNetEncoder({tuple(in_shape)}, {out_dim})\n")
+            f"    return ResNetEncoder({tuple(in_shape)}, {out_dim})" + tail)
 
 
 def export_encoder(loaded, out: str | Path, fmt: str = "state_dict"

@@ -20,6 +20,7 @@ from probssl.cli.common import (
     float_arg,
     int_arg,
 )
+from probssl.errors import UserError
 from probssl.runs.format import load_run, write_json_atomic
 from probssl.userio import atomic_write, check_output_file
 
@@ -65,10 +66,72 @@ def format_extras(result: dict) -> list[str]:
     return lines
 
 
+def _binarize(text: str) -> float | str | None:
+    if text in ("dataset", "none"):
+        return None if text == "none" else text
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"--binarize {text!r}: a threshold, 'none' or 'dataset'") from None
+
+
+def cmd_evaluate_external(args: argparse.Namespace) -> int:
+    """``evaluate --encoder SPEC`` or ``--embeddings TRAIN,TEST``: anyone's encoder."""
+    from probssl.evaluate.external import (  # lazy: scikit-learn
+        InputConvention,
+        evaluate_embedding_files,
+        evaluate_encoder,
+        load_encoder,
+        parse_normalize,
+    )
+
+    if args.run is not None:
+        raise UserError("evaluate: give a run directory, or --encoder/--embeddings, not both")
+    if args.encoder and args.embeddings:
+        raise UserError("evaluate: --encoder and --embeddings exclude each other")
+    out = check_output_file(args.out) if args.out else None
+    cfg = eval_config(args)
+    if args.embeddings:
+        files = args.embeddings.split(",")
+        if len(files) != 2:
+            raise UserError("--embeddings TRAIN.npz,TEST.npz: two files")
+        result = evaluate_embedding_files(*files, cfg, args.dataset, args.data_dir)
+        what = f"embeddings {args.embeddings}"
+    else:
+        if not args.dataset:
+            raise UserError("evaluate --encoder: --dataset NAME is required")
+        conv = InputConvention(range=args.input_range, resize=args.resize,
+                               binarize=_binarize(args.binarize),
+                               normalize=parse_normalize(args.normalize))
+        encoder, info = load_encoder(args.encoder, args.encoder_code)
+        result = evaluate_encoder(encoder, args.dataset, cfg, conv, args.data_dir,
+                                  device_of(args))
+        result["encoder"] = info
+        what = f"{info['format']} encoder {args.encoder}"
+    knn = result["knn"]
+    print(f"{what} on {result['dataset']}: kNN best {100 * knn['best']:.2f}% "
+          f"(k={knn['best_k']}), linear probe {100 * result['linear_probe']['test_accuracy']:.2f}%"
+          + (f", MLP probe {100 * result['mlp_probe']['test_accuracy']:.2f}%"
+             if "mlp_probe" in result else "")
+          + (f", GMM accuracy {100 * result['gmm']['accuracy']:.2f}%" if "gmm" in result else "")
+          + f", RankMe {result['rankme']['rank']:.2f} of {result['dim']}")
+    print(f"input: {result['input']}")
+    print(cfg.footer())
+    if out is not None:
+        write_json_atomic(out, result)
+        print(f"wrote {out}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from probssl.evaluate import evaluate_run  # lazy: scikit-learn
     from probssl.evaluate.protocol import extra_evaluations
 
+    if args.encoder or args.embeddings:
+        return cmd_evaluate_external(args)
+    if args.run is None:
+        raise UserError("evaluate: give a run directory, --encoder SPEC or --embeddings "
+                        "TRAIN,TEST")
     cfg = eval_config(args)
     device = device_of(args)
     loaded = load_run(args.run, data_dir=args.data_dir, device=device)
@@ -135,10 +198,33 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers) -> None:
     p = add_command(subparsers, "evaluate", cmd_evaluate,
-                    "kNN and linear probe on a run's frozen encoder")
-    _run_args(p)
+                    "the frozen-encoder protocol on a run, or on any encoder (--encoder) or "
+                    "features (--embeddings)")
+    p.add_argument("run", nargs="?", default=None, help="run directory")
+    add_data_dir_arg(p)
     add_device_arg(p)
     add_eval_args(p)
+    g = p.add_argument_group("any encoder (instead of a run directory)")
+    g.add_argument("--encoder", default=None, metavar="SPEC",
+                   help="a torch.export .pt2, a TorchScript file, a probssl export (weights "
+                        "with its .py beside), or weights (.pt/.safetensors) with "
+                        "--encoder-code")
+    g.add_argument("--encoder-code", default=None, metavar="MODULE:BUILDER",
+                   help="a callable returning the nn.Module the weights load into "
+                        "(module:fn or path/file.py:fn)")
+    g.add_argument("--embeddings", default=None, metavar="TRAIN.npz,TEST.npz",
+                   help="precomputed features: arrays z and y (or labels)")
+    g.add_argument("--dataset", default=None, help="the dataset to evaluate on")
+    g.add_argument("--input-range", default="0-1", choices=["0-1", "-1-1"],
+                   help="the encoder's input range (default 0-1; write --input-range=-1-1)")
+    g.add_argument("--resize", type=int_arg(1, 4096), default=None, metavar="N",
+                   help="resize images to N x N (default: the dataset's size)")
+    g.add_argument("--binarize", default="dataset", metavar="T|none|dataset",
+                   help="binarise at threshold T; default: the dataset's own (MNIST: 0.5)")
+    g.add_argument("--normalize", default=None, metavar="MEAN,STD",
+                   help="per-channel normalisation after the range, e.g. 0.5,0.5 or "
+                        "0.49:0.48:0.45,0.25:0.24:0.26")
+    g.add_argument("--out", default=None, help="write the result as JSON")
 
     p = add_command(subparsers, "embed", cmd_embed,
                     "write a split's encoder means and labels to .npz")

@@ -1,0 +1,122 @@
+"""`probssl evaluate --encoder/--embeddings`: an encoder from outside probssl, in every format,
+gives the numbers of the same network evaluated as a probssl run; mismatches are one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from probssl.cli import main
+from probssl.config import TrainConfig
+from probssl.runs.format import load_run
+from probssl.train.trainer import train
+
+FAST = ["--probe-epochs", "2", "--gmm-n-init", "1", "--no-mlp-probe", "--fid-features", "none"]
+
+
+def build_small_encoder() -> nn.Module:
+    """A network defined here, not in probssl (for --encoder-code)."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 5))
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ext") / "vae"
+    train(TrainConfig(method="vae", dataset="digits", epochs=1, batch_size=256, seed=0,
+                      device="cpu"), out, progress=False, verbose=False)
+    return out
+
+
+def _result(path):
+    return json.loads(path.read_text())
+
+
+def test_every_format_gives_the_runs_own_numbers(run, tmp_path):
+    assert main(["evaluate", str(run), *FAST]) == 0
+    want = _result(run / "eval.json")
+    net = load_run(run).method.encoder.net.eval()
+    latent = load_run(run).method.encoder.latent_dim
+    assert main(["export", str(run), "--out", str(tmp_path / "e.pt")]) == 0
+    assert main(["export", str(run), "--format", "safetensors", "--out",
+                 str(tmp_path / "s" / "e.safetensors")]) == 0
+    assert main(["export", str(run), "--format", "torch-export", "--out",
+                 str(tmp_path / "e.pt2")]) == 0
+
+    class Mean(nn.Module):  # a TorchScript of the representation alone
+        def __init__(self):
+            super().__init__()
+            self.net = net
+            self.latent = latent
+
+        def forward(self, x):
+            return self.net(x)[:, :self.latent]
+
+    torch.jit.save(torch.jit.script(Mean()), str(tmp_path / "e.ts"))
+    for spec in ("e.pt", "s/e.safetensors", "e.ts"):
+        out = tmp_path / f"{spec.replace('/', '_')}.json"
+        assert main(["evaluate", "--encoder", str(tmp_path / spec), "--dataset", "digits",
+                     *FAST, "--out", str(out)]) == 0
+        got = _result(out)
+        assert got["knn"]["per_k"] == want["knn"]["per_k"], spec
+        assert got["linear_probe"]["test_accuracy"] == pytest.approx(
+            want["linear_probe"]["test_accuracy"]), spec
+        assert got["input"] == {"range": "0-1", "size": "native", "binarize": None,
+                                "normalize": None}
+    # the .pt2 program outputs mean and log-variance: its first LATENT_DIM are not chosen
+    # for it, so its kNN differs; it must run and be recorded as what it is
+    out = tmp_path / "pt2.json"
+    assert main(["evaluate", "--encoder", str(tmp_path / "e.pt2"), "--dataset", "digits",
+                 *FAST, "--out", str(out)]) == 0
+    assert _result(out)["encoder"]["format"] == "torch-export"
+    assert _result(out)["dim"] == 2 * latent
+    # precomputed features
+    for split in ("train", "test"):
+        assert main(["embed", str(run), "--split", split, "--out",
+                     str(tmp_path / f"{split}.npz")]) == 0
+    out = tmp_path / "emb.json"
+    assert main(["evaluate", "--embeddings", f"{tmp_path / 'train.npz'},{tmp_path / 'test.npz'}",
+                 *FAST, "--out", str(out)]) == 0
+    assert _result(out)["knn"]["per_k"] == want["knn"]["per_k"]
+
+
+def test_weights_with_code_and_the_input_convention_are_recorded(tmp_path):
+    net = build_small_encoder()
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    out = tmp_path / "r.json"
+    code = f"{__file__}:build_small_encoder"
+    assert main(["evaluate", "--encoder", str(tmp_path / "w.pt"), "--encoder-code", code,
+                 "--dataset", "digits", "--input-range=-1-1", "--normalize", "0.1,2",
+                 *FAST, "--out", str(out)]) == 0
+    r = _result(out)
+    assert r["dim"] == 5 and r["encoder"] == {"format": "state_dict+code",
+                                              "file": str(tmp_path / "w.pt"), "code": code}
+    assert r["input"]["range"] == "-1-1" and r["input"]["normalize"] == [[0.1], [2.0]]
+
+
+@pytest.mark.parametrize("extra,msg", [
+    (["--resize", "16"], "does not accept inputs of shape (2, 1, 16, 16)"),
+    (["--normalize", "0,0"], "every standard deviation > 0"),
+    (["--binarize", "half"], "--binarize 'half'"),
+    (["--encoder-code", "nowhere_module:fn"], "cannot import nowhere_module"),
+])
+def test_mismatches_are_one_line(tmp_path, capsys, extra, msg):
+    torch.save(build_small_encoder().state_dict(), tmp_path / "w.pt")
+    args = ["evaluate", "--encoder", str(tmp_path / "w.pt"), "--dataset", "digits", *FAST]
+    if "--encoder-code" not in extra:
+        args += ["--encoder-code", f"{__file__}:build_small_encoder"]
+    assert main(args + extra) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and msg in err[0], err
+
+
+def test_weights_without_code_and_a_pickle_that_would_run_code_are_refused(tmp_path, capsys):
+    torch.save(build_small_encoder().state_dict(), tmp_path / "w.pt")
+    assert main(["evaluate", "--encoder", str(tmp_path / "w.pt"), "--dataset", "digits"]) == 2
+    assert "pass --encoder-code" in capsys.readouterr().err
+    torch.save({"w": torch.zeros(1), "f": print}, tmp_path / "bad.pt")
+    assert main(["evaluate", "--encoder", str(tmp_path / "bad.pt"), "--encoder-code",
+                 f"{__file__}:build_small_encoder", "--dataset", "digits"]) == 2
+    assert "not a readable state_dict (UnpicklingError" in capsys.readouterr().err
