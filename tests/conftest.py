@@ -52,3 +52,16 @@ def temp_method():
     yield add
     for name in added:
         METHODS.unregister(name)
+
+
+@pytest.fixture(scope="session")
+def vae_digits_run(tmp_path_factory) -> Path:
+    """One short VAE run on digits, trained once per session, for tests that only read it
+    (export formats, evaluating its encoder from outside)."""
+    from probssl.config import TrainConfig
+    from probssl.train.trainer import train
+
+    out = tmp_path_factory.mktemp("shared") / "vae"
+    train(TrainConfig(method="vae", dataset="digits", epochs=1, batch_size=256, seed=0,
+                      device="cpu"), out, progress=False, verbose=False)
+    return out

@@ -7,18 +7,13 @@ import pytest
 import torch
 
 from probssl.cli import main
-from probssl.config import TrainConfig
 from probssl.export import encoder_source
 from probssl.runs.format import load_run
-from probssl.train.trainer import train
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("export") / "vae"
-    train(TrainConfig(method="vae", dataset="digits", epochs=1, batch_size=256, seed=0,
-                      device="cpu"), out, progress=False, verbose=False)
-    return out
+@pytest.fixture
+def run(vae_digits_run):
+    return vae_digits_run
 
 
 def _reference(run):

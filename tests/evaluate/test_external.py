@@ -10,9 +10,7 @@ import torch
 from torch import nn
 
 from probssl.cli import main
-from probssl.config import TrainConfig
 from probssl.runs.format import load_run
-from probssl.train.trainer import train
 
 FAST = ["--probe-epochs", "2", "--gmm-n-init", "1", "--no-mlp-probe", "--fid-features", "none"]
 
@@ -22,12 +20,9 @@ def build_small_encoder() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 5))
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ext") / "vae"
-    train(TrainConfig(method="vae", dataset="digits", epochs=1, batch_size=256, seed=0,
-                      device="cpu"), out, progress=False, verbose=False)
-    return out
+@pytest.fixture
+def run(vae_digits_run):
+    return vae_digits_run
 
 
 def _result(path):
