@@ -10,7 +10,7 @@ def test_demo_writes_one_report_with_all_parts(tmp_path):
     # the smallest demo that still has every part (FID is tested in tests/evaluate)
     report = run_demo(tmp_path / "demo", epochs=1, seeds=1, progress=False,
                       log=lambda *_: None, probe_epochs=3, decoder_epochs=5, fid_features="none",
-                      balls=replace(QUICK, seeds=(0,)))
+                      balls=replace(QUICK, seeds=(0,)), shapes="shapes-small")
     text = report.read_text()
     for part in ("Moving balls", "What it shows, computed from the table below",
                  "SimVAE vs SimCLR vs VAE", "Content and style", "Reconstructions", "Wall time"):

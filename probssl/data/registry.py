@@ -86,6 +86,10 @@ _BUILT_IN = {
         "shapes", (3, 32, 32), 4, "shapes", "mlp", 10,
         "generated: 4 shapes; position, scale, rotation, colour, brightness recorded",
         lambda d, cache: shapes.load_shapes()),
+    "shapes-small": DatasetInfo(
+        "shapes-small", (3, 32, 32), 4, "shapes", "mlp", 10,
+        "generated: the shapes data with 2,000 / 500 images (quick checks)",
+        lambda d, cache: shapes.load_shapes(2_000, 500, name="shapes-small")),
     "mnist-test": DatasetInfo(
         "mnist-test", (1, 28, 28), 10, "mnist", "mlp", 10,
         "../shared/data/mnist-t10k, $PROBSSL_MNIST_T10K, --data-dir, or the mnist download",

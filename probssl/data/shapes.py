@@ -80,14 +80,14 @@ def render_shapes(labels: torch.Tensor, factors: torch.Tensor, size: int = 32,
 
 @functools.lru_cache(maxsize=4)  # a grid loads it several times per cell; tensors are read-only
 def load_shapes(n_train: int = 10_000, n_test: int = 2_000, size: int = 32,
-                seed: int = 0) -> ImageDataset:
+                seed: int = 0, name: str = "shapes") -> ImageDataset:
     if n_train < 1 or n_test < 1 or size < 8:
         raise UserError("shapes: need at least one train and one test image of >= 8 px")
     gen = torch.Generator().manual_seed(seed)
     labels, factors = sample_factors(n_train + n_test, gen)
     images = render_shapes(labels, factors, size)
     return ImageDataset(
-        "shapes", images[:n_train], labels[:n_train], images[n_train:], labels[n_train:],
+        name, images[:n_train], labels[:n_train], images[n_train:], labels[n_train:],
         num_classes=len(SHAPES), augmentation="shapes", class_names=list(SHAPES),
         factor_names=list(FACTORS), discrete_factors=DISCRETE_FACTORS,
         factors={"train": factors[:n_train].float(), "test": factors[n_train:].float()},
