@@ -43,6 +43,11 @@ def format_eval(result: dict) -> str:
 
 def format_extras(result: dict) -> list[str]:
     lines = []
+    if "likelihood" in result:
+        lk = result["likelihood"]
+        lines.append(f"held-out ELBO {lk['elbo']:.2f} nats, log p̂_{lk['k']} (importance-"
+                     f"weighted, K={lk['k']}) {lk['iwae']:.2f} nats per test image "
+                     f"({lk['likelihood']} likelihood)")
     if "mse" in result:
         lines.append(f"reconstruction MSE {result['mse']:.5f}")
     if "fid" in result:

@@ -19,6 +19,7 @@ from probssl.evaluate.factors import factor_scores
 from probssl.evaluate.fid import fid_of_run, load_feature_extractor
 from probssl.evaluate.generate import DECODER_FILE, reconstruction_mse
 from probssl.evaluate.knn import METRICS, knn_accuracy, knn_accuracy_val_k
+from probssl.evaluate.likelihood import heldout_likelihood
 from probssl.evaluate.probe import train_probe
 from probssl.evaluate.rankme import rankme
 from probssl.runs.format import LoadedRun
@@ -125,13 +126,18 @@ def evaluate_run(loaded: LoadedRun, cfg: EvalConfig, device: str = "cpu") -> dic
 
 
 def extra_evaluations(loaded: LoadedRun, cfg: EvalConfig) -> dict:
-    """What only some runs or datasets allow: reconstruction MSE and FID (runs with a decoder,
+    """What only some runs or datasets allow: the held-out ELBO and importance-weighted
+    log-likelihood (``Method.likelihood_model()``), reconstruction MSE and FID (runs with a decoder,
     their own or one from ``probssl train-decoder``), per-factor probes (data recording its
     generative factors, e.g. ``shapes``) and attribute probes (data with attributes, CelebA).
     Each is asked of what the method and the dataset declare: ``Method.image_decoder()``,
     ``ImageDataset.factor_names`` / ``discrete_factors`` / ``attribute_names``."""
     out: dict = {}
     data = loaded.resolved.data
+    model = loaded.method.likelihood_model()
+    if model is not None:  # a density model of single images: held-out ELBO and log p̂_K
+        x_test = preprocess(data.x_test, loaded.resolved.augment)
+        out["likelihood"] = heldout_likelihood(*model, x_test, seed=cfg.seed)
     has_decoder = (loaded.method.image_decoder() is not None
                    or (Path(loaded.run_dir) / DECODER_FILE).exists())
     if has_decoder:

@@ -36,7 +36,8 @@ from probssl.userio import warn
 # the columns compared (result.json keys, label, scale)
 METRICS = [("knn_best", "kNN", 100), ("mlp_probe", "MLP probe", 100),
            ("linear_probe", "linear probe", 100), ("gmm_accuracy", "GMM acc", 100),
-           ("mse", "MSE ×1000", 1000), ("rankme", "RankMe", 1)]
+           ("mse", "MSE ×1000", 1000), ("iwae_ll", "log p̂_100 (nats)", 1),
+           ("rankme", "RankMe", 1)]
 WINDOW = 0.2  # the last fraction of epochs the convergence rule looks at
 
 

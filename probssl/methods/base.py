@@ -73,6 +73,13 @@ class Method(nn.Module):
         """The critic f(z, z') of an RPM-style method, if it has one."""
         return None
 
+    def likelihood_model(self) -> tuple[nn.Module, nn.Module, str, float] | None:
+        """(Gaussian encoder, decoder, likelihood, likelihood variance) of a method that is a
+        density model of single images with the N(0, I) prior, so that a held-out ELBO and an
+        importance-weighted log-likelihood mean something; None otherwise (SimVAE's prior
+        over J views has a flat p(y): one image has no proper marginal likelihood)."""
+        return None
+
 
 @dataclass(frozen=True)
 class MethodSpec:

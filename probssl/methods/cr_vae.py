@@ -51,6 +51,10 @@ class CRVAE(Method):
     def image_decoder(self) -> nn.Module:
         return self.decoder
 
+    def likelihood_model(self) -> tuple[nn.Module, nn.Module, str, float]:
+        cfg = self.config
+        return self.encoder, self.decoder, cfg.likelihood, cfg.likelihood_var  # type: ignore
+
     def forward(self, views: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         cfg: CRVAEConfig = self.config  # type: ignore[assignment]
         b = views.shape[0]

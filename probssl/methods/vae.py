@@ -51,6 +51,10 @@ class VAE(Method):
     def image_decoder(self) -> nn.Module:
         return self.decoder
 
+    def likelihood_model(self) -> tuple[nn.Module, nn.Module, str, float]:
+        cfg = self.config
+        return self.encoder, self.decoder, cfg.likelihood, cfg.likelihood_var  # type: ignore
+
     def forward(self, views: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         x = views.flatten(0, 1)  # (B*J, C, H, W): every view is one image
         mean, logvar = self.encoder(x)

@@ -52,7 +52,7 @@ RESULT_SCHEMA = {
                           and isinstance(v[1], _SCALAR), "[key, value]")),
     "knn_best": float, "knn_val_k": float, "linear_probe": float, "mlp_probe?": float,
     "gmm_accuracy?": float, "nmi?": float, "ari?": float, "rankme?": float, "mse?": float,
-    "fid?": float,
+    "fid?": float, "heldout_elbo?": float, "iwae_ll?": float,
     "fid_features?": str, "content?": float, "train_seconds?": float,
     "factors?": {str: {"metric": str, "value": float}},
     "attributes?": Check({"attributes": {str: float}, "majority": {str: float},
@@ -133,6 +133,8 @@ class RunResult:
             out["factors"], out["content"] = m["factors"], out["linear_probe"]
         if "attributes" in m:
             out["attributes"] = m["attributes"]
+        if "likelihood" in m:  # nats per test image
+            out["heldout_elbo"], out["iwae_ll"] = m["likelihood"]["elbo"], m["likelihood"]["iwae"]
         return out
 
     def flat(self) -> dict[str, Any]:

@@ -32,6 +32,8 @@ def _result(path):
 def test_every_format_gives_the_runs_own_numbers(run, tmp_path):
     assert main(["evaluate", str(run), *FAST]) == 0
     want = _result(run / "eval.json")
+    lk = want["likelihood"]  # a VAE is a density model: held-out ELBO and log p̂_100, nats
+    assert lk["k"] == 100 and lk["n"] == 359 and lk["iwae"] > lk["elbo"]
     net = load_run(run).method.encoder.net.eval()
     latent = load_run(run).method.encoder.latent_dim
     assert main(["export", str(run), "--out", str(tmp_path / "e.pt")]) == 0
