@@ -14,12 +14,14 @@ from probssl.cli.common import (
     add_data_dir_arg,
     add_device_arg,
     add_eval_args,
+    add_input_convention_args,
     add_progress_arg,
     add_seed_args,
     add_set_arg,
     comma_list,
     eval_config,
     float_arg,
+    input_convention,
     int_arg,
     method_params_for,
     seeds_of,
@@ -84,7 +86,12 @@ def cmd_throughput(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from probssl.experiments.bench import parse_sweep, plan_grid, run_grid  # scikit-learn
+    from probssl.experiments.bench import (  # lazy: scikit-learn
+        parse_encoders,
+        parse_sweep,
+        plan_grid,
+        run_grid,
+    )
 
     if args.mode == "throughput":
         return cmd_throughput(args)
@@ -102,7 +109,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     plan = plan_grid(methods, datasets, seeds, preset=args.preset, epochs=args.epochs,
                      train_overrides=train_overrides(args), params=params,
                      sweep=parse_sweep(args.sweep))
-    run_grid(plan, Path(args.out), eval_config(args), progress=not args.no_progress)
+    external = parse_encoders(args.encoder)
+    run_grid(plan, Path(args.out), eval_config(args), progress=not args.no_progress,
+             external=external, convention=input_convention(args) if external else None)
     print(f"grid in {args.out}; tables: probssl report {args.out} --out report.md")
     return 0
 
@@ -167,6 +176,11 @@ def register(subparsers) -> None:
     add_set_arg(p, SET_HELP)
     _cell_args(p)
     p.add_argument("--out", default=None, help="grid folder (required for a grid)")
+    g = p.add_argument_group("encoders trained elsewhere, as rows beside the methods")
+    g.add_argument("--encoder", action="append", default=None, metavar="NAME=SPEC[@CODE]",
+                   help="repeatable; SPEC as for `evaluate --encoder` (a .pt2, TorchScript, "
+                        "probssl export, or weights with @module:builder)")
+    add_input_convention_args(g)
     add_progress_arg(p)
     add_eval_args(p)
 

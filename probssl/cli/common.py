@@ -219,6 +219,36 @@ def eval_config(args: argparse.Namespace) -> Any:
                       fid_features=args.fid_features, fid_samples=args.fid_samples)
 
 
+def add_input_convention_args(p) -> None:
+    """How images reach an encoder from outside probssl (``evaluate --encoder``, ``bench
+    --encoder``): :class:`probssl.evaluate.external.InputConvention`."""
+    p.add_argument("--input-range", default="0-1", choices=["0-1", "-1-1"],
+                   help="the encoder's input range (default 0-1; write --input-range=-1-1)")
+    p.add_argument("--resize", type=int_arg(1, 4096), default=None, metavar="N",
+                   help="resize images to N x N (default: the dataset's size)")
+    p.add_argument("--binarize", default="dataset", metavar="T|none|dataset",
+                   help="binarise at threshold T; default: the dataset's own (MNIST: 0.5)")
+    p.add_argument("--normalize", default=None, metavar="MEAN,STD",
+                   help="per-channel normalisation after the range, e.g. 0.5,0.5 or "
+                        "0.49:0.48:0.45,0.25:0.24:0.26")
+
+
+def input_convention(args: argparse.Namespace) -> Any:
+    """The :class:`~probssl.evaluate.external.InputConvention` of those flags."""
+    from probssl.evaluate.external import InputConvention, parse_normalize  # lazy: sklearn
+
+    text = args.binarize
+    if text in ("dataset", "none"):
+        binarize = None if text == "none" else text
+    else:
+        try:
+            binarize = float(text)
+        except ValueError:
+            raise UserError(f"--binarize {text!r}: a threshold, 'none' or 'dataset'") from None
+    return InputConvention(range=args.input_range, resize=args.resize, binarize=binarize,
+                           normalize=parse_normalize(args.normalize))
+
+
 def train_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The TrainConfig settings ``compare`` and ``bench`` give every cell: ``--device`` and
     whichever of ``--lr``, ``--batch-size``, ``--data-dir``, ``--eval-every``,

@@ -13,11 +13,13 @@ from probssl.cli.common import (
     add_data_dir_arg,
     add_device_arg,
     add_eval_args,
+    add_input_convention_args,
     add_progress_arg,
     add_seed_arg,
     device_of,
     eval_config,
     float_arg,
+    input_convention,
     int_arg,
 )
 from probssl.errors import UserError
@@ -71,23 +73,12 @@ def format_extras(result: dict) -> list[str]:
     return lines
 
 
-def _binarize(text: str) -> float | str | None:
-    if text in ("dataset", "none"):
-        return None if text == "none" else text
-    try:
-        return float(text)
-    except ValueError:
-        raise UserError(f"--binarize {text!r}: a threshold, 'none' or 'dataset'") from None
-
-
 def cmd_evaluate_external(args: argparse.Namespace) -> int:
     """``evaluate --encoder SPEC`` or ``--embeddings TRAIN,TEST``: anyone's encoder."""
     from probssl.evaluate.external import (  # lazy: scikit-learn
-        InputConvention,
         evaluate_embedding_files,
         evaluate_encoder,
         load_encoder,
-        parse_normalize,
     )
 
     if args.run is not None:
@@ -105,9 +96,7 @@ def cmd_evaluate_external(args: argparse.Namespace) -> int:
     else:
         if not args.dataset:
             raise UserError("evaluate --encoder: --dataset NAME is required")
-        conv = InputConvention(range=args.input_range, resize=args.resize,
-                               binarize=_binarize(args.binarize),
-                               normalize=parse_normalize(args.normalize))
+        conv = input_convention(args)
         encoder, info = load_encoder(args.encoder, args.encoder_code)
         result = evaluate_encoder(encoder, args.dataset, cfg, conv, args.data_dir,
                                   device_of(args))
@@ -220,15 +209,7 @@ def register(subparsers) -> None:
     g.add_argument("--embeddings", default=None, metavar="TRAIN.npz,TEST.npz",
                    help="precomputed features: arrays z and y (or labels)")
     g.add_argument("--dataset", default=None, help="the dataset to evaluate on")
-    g.add_argument("--input-range", default="0-1", choices=["0-1", "-1-1"],
-                   help="the encoder's input range (default 0-1; write --input-range=-1-1)")
-    g.add_argument("--resize", type=int_arg(1, 4096), default=None, metavar="N",
-                   help="resize images to N x N (default: the dataset's size)")
-    g.add_argument("--binarize", default="dataset", metavar="T|none|dataset",
-                   help="binarise at threshold T; default: the dataset's own (MNIST: 0.5)")
-    g.add_argument("--normalize", default=None, metavar="MEAN,STD",
-                   help="per-channel normalisation after the range, e.g. 0.5,0.5 or "
-                        "0.49:0.48:0.45,0.25:0.24:0.26")
+    add_input_convention_args(g)
     g.add_argument("--out", default=None, help="write the result as JSON")
 
     p = add_command(subparsers, "embed", cmd_embed,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from probssl.config import TrainConfig, resolve
 from probssl.errors import UserError
 from probssl.evaluate import EvalConfig
 from probssl.evaluate.embed import run_embeddings
+from probssl.evaluate.external import InputConvention, evaluate_encoder, load_encoder
 from probssl.evaluate.protocol import evaluate_run_result, extra_evaluations
 from probssl.evaluate.rankme import rankme
 from probssl.methods import get_method_spec, is_trainable
@@ -281,8 +282,73 @@ def run_cells(cells: list[tuple[Cell, TrainConfig, Path]], eval_cfg: EvalConfig,
     return results, done_before
 
 
+@dataclass(frozen=True)
+class ExternalEncoder:
+    """An encoder trained elsewhere, evaluated as a row of a grid (``bench --encoder``):
+    ``name`` (the row), ``spec`` and ``code`` as for ``probssl evaluate --encoder``."""
+
+    name: str
+    spec: str
+    code: str | None = None
+
+
+def parse_encoders(items: list[str] | None) -> list[ExternalEncoder]:
+    """``NAME=SPEC`` or ``NAME=SPEC@MODULE:BUILDER`` -> ExternalEncoder; names are checked."""
+    out = []
+    for item in items or []:
+        name, sep, rest = item.partition("=")
+        if not sep or not name or not rest:
+            raise UserError(f"--encoder {item!r}: expected NAME=SPEC or NAME=SPEC@MODULE:BUILDER")
+        if not safe_name(name) or "__" in name:
+            raise UserError(f"--encoder {item!r}: the name must be a plain folder name "
+                            "without '__'")
+        spec, _, code = rest.partition("@")
+        out.append(ExternalEncoder(name, spec, code or None))
+    names = [e.name for e in out]
+    if len(set(names)) != len(names):
+        raise UserError(f"--encoder: the names must differ; got {', '.join(names)}")
+    return out
+
+
+def external_cell(enc: ExternalEncoder, dataset: str) -> Cell:
+    return Cell(enc.name, dataset, 0)
+
+
+def _external_result(enc: ExternalEncoder, dataset: str, run_dir: Path, eval_cfg: EvalConfig,
+                     convention: Any, log=print) -> dict:
+    """The flat result of an external encoder's cell; reused when its protocol, input
+    convention and file are the same."""
+    path = run_dir / RESULT_FILE
+    want = {"file": enc.spec, "code": enc.code}
+    if path.is_file():
+        try:
+            old = read_result(path)
+            if old["protocol"] == eval_cfg.__dict__ and old.get("external") == want and \
+                    old.get("input_convention") == asdict(convention):
+                return old
+        except UserError as exc:
+            warn(f"{exc}; evaluating the encoder again", key=("result", file_key(path)))
+    log(f"[bench] {enc.name} on {dataset}: evaluating the external encoder {enc.spec}")
+    fn, info = load_encoder(enc.spec, enc.code)
+    r = evaluate_encoder(fn, dataset, eval_cfg, convention)
+    metrics = {k: r[k] for k in ("knn", "knn_val_k", "linear_probe", "mlp_probe", "gmm",
+                                 "rankme") if k in r}
+    res = RunResult(method=enc.name, dataset=dataset, seed=0, epoch=0,
+                    protocol=eval_cfg.__dict__, metrics=metrics, run=str(run_dir),
+                    cell=external_cell(enc, dataset).name, sweep=None, epochs=0).flat()
+    res.update(external=want, encoder=info, input=r["input"],
+               input_convention=asdict(convention))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, res)
+    return res
+
+
 def run_grid(plan: list[tuple[Cell, TrainConfig]], out: Path, eval_cfg: EvalConfig,
-             progress: bool = True, log=print) -> list[dict]:
+             progress: bool = True, log=print, external: list[ExternalEncoder] = (),
+             convention: Any = None) -> list[dict]:
+    """Train, evaluate and record every cell of ``plan`` in ``out`` (resumable), then
+    evaluate each ``external`` encoder on each dataset of the plan as a row of its own
+    (input ``convention``: :class:`probssl.evaluate.external.InputConvention`)."""
     out = check_output_dir(out)
     if (out / "runs").exists() and not (out / "runs").is_dir():
         raise UserError(f"{out / 'runs'} is not a directory; a bench grid keeps its runs there")
@@ -290,11 +356,21 @@ def run_grid(plan: list[tuple[Cell, TrainConfig]], out: Path, eval_cfg: EvalConf
         (out / "runs").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"--out {out}: cannot create it ({exc.strerror or exc})") from None
-    grid = {"cells": [c.name for c, _ in plan], "command": command_line(),
+    datasets = list(dict.fromkeys(c.dataset for c, _ in plan))
+    if external and plan[0][0].sweep is not None:
+        raise UserError("bench: --encoder rows and --sweep do not go together (an external "
+                        "encoder has no swept parameter)")
+    clash = {e.name for e in external} & {c.method for c, _ in plan}
+    if clash:
+        raise UserError(f"--encoder {sorted(clash)[0]!r}: a method of the grid has that name")
+    ext_cells = [(e, d, external_cell(e, d)) for e in external for d in datasets]
+    grid = {"cells": [c.name for c, _ in plan] + [c.name for _, _, c in ext_cells],
+            "command": command_line(),
             "machine": machine_line(), "protocol": eval_cfg.__dict__,
-            "methods": list(dict.fromkeys(c.method for c, _ in plan)),
-            "datasets": list(dict.fromkeys(c.dataset for c, _ in plan)),
-            "seeds": sorted({c.seed for c, _ in plan}),
+            "methods": list(dict.fromkeys([c.method for c, _ in plan]
+                                          + [e.name for e in external])),
+            "datasets": datasets,
+            "seeds": sorted({c.seed for c, _ in plan} | ({0} if external else set())),
             "sweep": None if plan[0][0].sweep is None else {
                 "key": plan[0][0].sweep[0],
                 "values": list(dict.fromkeys(c.sweep[1] for c, _ in plan))}}
@@ -302,6 +378,11 @@ def run_grid(plan: list[tuple[Cell, TrainConfig]], out: Path, eval_cfg: EvalConf
     t0 = time.perf_counter()
     results, done_before = run_cells([(c, cfg, out / "runs" / c.name) for c, cfg in plan],
                                      eval_cfg, progress=progress, log=log)
+    if ext_cells:
+        conv = convention if convention is not None else InputConvention()
+        for enc, d, cell in ext_cells:
+            results.append(_external_result(enc, d, out / "runs" / cell.name, eval_cfg,
+                                            conv, log))
     log(f"[bench] {len(plan)} cells ({done_before} already finished) in "
         f"{time.perf_counter() - t0:.0f} s -> {out}")
     return results

@@ -141,3 +141,24 @@ def test_bench_eval_every_logs_online_knn_in_every_cell(tmp_path):
     config = json.loads((out / "runs" / "vae__digits__seed0" / "config.json").read_text())
     assert config["train"]["eval_every"] == 1
     assert config["train"]["augmentation"] == "mnist-vflip"
+
+
+def test_external_encoders_are_rows_beside_trained_methods(tmp_path, vae_digits_run):
+    """`bench --encoder NAME=SPEC`: an encoder from outside probssl sits in the same tables as
+    the trained methods, under the same protocol; a re-run reuses its result."""
+    assert main(["export", str(vae_digits_run), "--out", str(tmp_path / "theirs.pt")]) == 0
+    out = tmp_path / "grid"
+    args = ["bench", "--methods", "random", "--datasets", "digits", "--seeds", "0",
+            "--preset", "quick", "--device", "cpu", "--probe-epochs", "2", "--gmm-n-init", "1",
+            "--no-mlp-probe", "--fid-features", "none", "--no-progress", "--out", str(out),
+            "--encoder", f"theirs={tmp_path / 'theirs.pt'}"]
+    assert main(args) == 0
+    res = json.loads((out / "runs" / "theirs__digits__seed0" / "result.json").read_text())
+    assert res["method"] == "theirs" and res["encoder"]["format"] == "probssl-export"
+    assert res["input"]["range"] == "0-1" and 0 < res["knn_best"] <= 1
+    stamp = (out / "runs" / "theirs__digits__seed0" / "result.json").stat().st_mtime_ns
+    assert main(args) == 0  # nothing re-evaluated
+    assert (out / "runs" / "theirs__digits__seed0" / "result.json").stat().st_mtime_ns == stamp
+    report = write_report(out, tmp_path / "r.md").read_text()
+    assert "| theirs |" in report and "| random |" in report
+    assert main(args[:-1] + ["random=x.pt"]) == 2  # a row named like a method
