@@ -72,7 +72,7 @@ def test_quick_experiment_writes_table_metrics_figure_and_resumes(tmp_path):
     p = run_cli("experiment", "moving-balls", "--quick", "--n-seeds", "2", "--out", out,
                 "--no-progress")
     assert p.returncode == 0, p.stderr
-    for name in ("table.md", "metrics.json", "fig1.png"):
+    for name in ("table.md", "metrics.json", "fig1.png", "curves.png"):
         assert (out / name).stat().st_size > 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["trained_now"] == 8 and len(metrics["runs"]) == 8

@@ -56,7 +56,7 @@ from probssl.critics import build_critic
 from probssl.data.moving_balls import BALLS, moving_balls, palette
 from probssl.data.views import pair_indices
 from probssl.errors import TrainingDiverged, UserError
-from probssl.experiments.moving_balls.figure import LABELS, draw_figure
+from probssl.experiments.moving_balls.figure import LABELS, draw_figure, loss_curves
 from probssl.experiments.moving_balls.readout import (
     COORDINATES,
     critic_coordinates,
@@ -468,8 +468,9 @@ def score_run(run: BallsRun, cfg: BallsExperimentConfig, win: BallWindows,
 def run_experiment(cfg: BallsExperimentConfig, out: Path, progress: bool = True,
                    command: str = "", machine: str = "") -> dict[str, Any]:
     """Train, score and draw every (method, seed); writes ``table.md``, ``metrics.json``,
-    ``fig1.png`` and ``runs/`` under ``out``. Resumable: a finished run
-    (``runs/METHOD-seedS.json`` of the same settings) is not retrained, and an unfinished
+    ``fig1.png``, ``curves.png`` (training loss per epoch) and ``runs/`` under ``out``.
+    Resumable: a finished run (``runs/METHOD-seedS.json`` of the same settings) is not
+    retrained, and an unfinished
     one continues exactly from its newest checkpoint in ``runs/METHOD-seedS/``. A run whose
     loss becomes NaN/inf is recorded as diverged (epoch, step, the NaN guard's message), left
     out of the means and named in table.md, and the grid goes on."""
@@ -545,6 +546,7 @@ def run_experiment(cfg: BallsExperimentConfig, out: Path, progress: bool = True,
     write_json_atomic(out / "metrics.json", _json_safe(metrics))
     (out / "table.md").write_text(_table(cfg, summary, command, machine, wall, len(todo)))
     draw_figure(cfg, v, win, fig_inputs, summary, out / "fig1.png")
+    loss_curves(cfg, results, out / "curves.png")
     return metrics
 
 

@@ -147,3 +147,27 @@ def draw_figure(cfg, video, win: BallWindows, encoders: dict[str, tuple[Any, dic
     for j in range(col, cols):
         axes[1, j].axis("off")
     fig.savefig(path, dpi=110)
+
+
+def loss_curves(cfg, results: dict, path: Path) -> None:
+    """Training loss against epoch per method (seed mean ± s.e.; diverged runs left out),
+    one panel per method: whether a run had settled when it stopped."""
+    methods = [m for m in cfg.methods if any(results[(m, s)].get("losses") for s in cfg.seeds)]
+    if not methods:
+        return
+    fig = Figure(figsize=(3.6 * len(methods), 3.2), constrained_layout=True)
+    axes = fig.subplots(1, len(methods), squeeze=False)[0]
+    for ax, m in zip(axes, methods, strict=True):
+        runs = [results[(m, s)]["losses"] for s in cfg.seeds
+                if results[(m, s)].get("losses") and not results[(m, s)].get("diverged")]
+        n = min(len(r) for r in runs)
+        t = torch.tensor([r[:n] for r in runs], dtype=torch.float64)
+        mean = t.mean(0)
+        se = t.std(0) / len(runs) ** 0.5 if len(runs) > 1 else torch.zeros(n)
+        epochs = list(range(1, n + 1))
+        ax.plot(epochs, mean.tolist(), color=COLOURS[m])
+        ax.fill_between(epochs, (mean - se).tolist(), (mean + se).tolist(), alpha=0.25,
+                        color=COLOURS[m])
+        ax.set_title(f"{LABELS[m]} ({len(runs)} seeds)", fontsize=8)
+        ax.set_xlabel("epoch"), ax.set_ylabel("training loss"), ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=100)
