@@ -22,6 +22,7 @@ from probssl.experiments.moving_balls.readout import (
     detector_distances,
     fit_detector_readout,
 )
+from probssl.experiments.moving_balls.summary import summary_table
 from probssl.experiments.moving_balls.windows import make_windows
 from probssl.runs.checkpoint import list_checkpoints, load_latest
 from probssl.train.loop import Callback
@@ -239,3 +240,7 @@ def test_a_diverged_run_is_recorded_as_diverged_and_the_grid_goes_on(tmp_path):
     again = run_experiment(cfg, out, progress=False)
     assert again["trained_now"] == 0
     assert again["summary"]["rbf"]["diverged_seeds"] == [0, 1]
+    # the cross-reading table reads it back: diverged runs named, settings stated
+    table = summary_table({"lr 1e4": out})
+    assert "| lr 1e4 | InfoNCE, Gaussian (RBF) critic | all diverged | all diverged | 2 of 2 |" \
+        in table and "lr 10000, 2 epochs" in table
