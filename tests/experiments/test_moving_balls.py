@@ -221,13 +221,14 @@ def test_ring_critic_is_its_formula_and_peaks_one_step_away():
 
 
 def test_a_diverged_run_is_recorded_as_diverged_and_the_grid_goes_on(tmp_path):
-    """At lr 1e4 every RBF run's loss becomes NaN in epoch 1 while the bilinear ones finish:
-    the grid records the diverged runs, leaves them out of the means, says so in table.md,
-    writes standard JSON and does not retrain them when resumed."""
-    cfg = replace(QUICK, methods=("bilinear", "rbf"), epochs=2, lr=1e4)
+    """At lr 1e4 every RBF run's loss becomes NaN in epoch 1, while the untrained encoder
+    cannot diverge: the grid records the diverged runs, leaves them out of the means, says so
+    in table.md, writes standard JSON and does not retrain them when resumed. (Whether a
+    trained critic survives lr 1e4 depends on float rounding: none is used as the survivor.)"""
+    cfg = replace(QUICK, methods=("random", "rbf"), epochs=2, lr=1e4)
     out = tmp_path / "mb"
     metrics = run_experiment(cfg, out, progress=False)
-    rbf, bil = metrics["summary"]["rbf"], metrics["summary"]["bilinear"]
+    rbf, bil = metrics["summary"]["rbf"], metrics["summary"]["random"]
     assert rbf["diverged_seeds"] == [0, 1] and rbf["diverged_epochs"] == [1, 1]
     assert rbf["per_seed"] == [None, None] and rbf["detector_mean_px"] != rbf["detector_mean_px"]
     assert bil["diverged_seeds"] == [] and all(x is not None for x in bil["per_seed"])
