@@ -36,7 +36,8 @@ def cmd_moving_balls(args: argparse.Namespace) -> int:
                            epochs=args.epochs, frames=args.frames, lr=args.lr,
                            balls=args.balls, methods=methods, coordinates=args.coordinates,
                            length_scale=args.length_scale, device=str(device_of(args)),
-                           checkpoint_every=args.checkpoint_every, negatives=args.negatives)
+                           checkpoint_every=args.checkpoint_every, negatives=args.negatives,
+                           optimizer=args.optimizer)
     if not given:
         print(f"moving balls: seeds {', '.join(map(str, cfg.seeds))}")
     metrics = run_experiment(cfg, out, progress=not args.no_progress, command=command_line(),
@@ -92,6 +93,8 @@ def register(subparsers) -> None:
                    help="the critics' negatives: batch (the other pairs, default), bank (also a "
                         "memory bank of every training frame's recent encoding) or hard (also "
                         "frames t+2..t+5)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default=None,
+                   help="sgd (the paper's, default) or adam (e.g. for --balls grey)")
     p.add_argument("--checkpoint-every", type=int_arg(0, 1_000_000_000), default=None,
                    help="also checkpoint every N steps inside an epoch (default 0: at epoch "
                         "ends only); an interrupted run resumes exactly")

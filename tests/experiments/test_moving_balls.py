@@ -8,6 +8,7 @@ import torch
 
 from probssl.critics import build_critic
 from probssl.data.moving_balls import moving_balls
+from probssl.errors import UserError
 from probssl.experiments.moving_balls import (
     QUICK,
     critic_loss,
@@ -245,3 +246,20 @@ def test_a_diverged_run_is_recorded_as_diverged_and_the_grid_goes_on(tmp_path):
     table = summary_table({"lr 1e4": out})
     assert "| lr 1e4 | InfoNCE, Gaussian (RBF) critic | all diverged | all diverged | 2 of 2 |" \
         in table and "lr 10000, 2 epochs" in table
+
+
+def test_results_saved_before_a_setting_existed_are_still_found(tmp_path):
+    """A run recorded before `negatives`/`optimizer` existed (its key lacks them) is the run
+    of their defaults: reused, not retrained; with Adam it is another run."""
+    cfg = replace(QUICK, methods=("random",), seeds=(0,))
+    out = tmp_path / "mb"
+    run_experiment(cfg, out, progress=False)
+    rec = out / "runs" / "random-seed0.json"
+    data = json.loads(rec.read_text())
+    for k in ("negatives", "optimizer"):
+        data["key"].pop(k)
+    rec.write_text(json.dumps(data))
+    assert run_experiment(cfg, out, progress=False)["trained_now"] == 0
+    assert run_experiment(replace(cfg, optimizer="adam"), out, progress=False)["trained_now"] == 1
+    with pytest.raises(UserError, match="optimizer must be one of sgd, adam"):
+        replace(cfg, optimizer="lbfgs")

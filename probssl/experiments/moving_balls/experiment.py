@@ -82,6 +82,7 @@ METHODS = ("rbf", "bilinear", "supervised", "random")  # the default set: the pa
 # every method: also "ring", InfoNCE with a critic that knows the motion (critics/ring.py)
 ALL_METHODS = ("rbf", "bilinear", "ring", "supervised", "random")
 NEGATIVES = ("batch", "bank", "hard")
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,9 @@ class BallsExperimentConfig:
     # "bank" (also a memory bank of every training frame's recent encoding) or "hard" (also
     # frames t+2 … t+5); see _PairObjective
     negatives: str = "batch"
+    # "sgd" (the paper's App. D: plain SGD at ``lr``) or "adam" (ours: for the grey balls,
+    # where 30 SGD epochs leave even the supervised encoder untrained)
+    optimizer: str = "sgd"
     # also checkpoint every N steps inside an epoch (0: at epoch ends only); not in the run
     # key: it changes no number
     checkpoint_every: int = 0
@@ -144,6 +148,9 @@ class BallsExperimentConfig:
                             f"got {self.negatives!r}")
         if self.checkpoint_every < 0:
             raise UserError("moving balls: checkpoint_every must be >= 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"moving balls: optimizer must be one of {', '.join(OPTIMIZERS)}; "
+                            f"got {self.optimizer!r}")
 
     @property
     def in_channels(self) -> int:
@@ -369,7 +376,7 @@ def _resume(run_dir: Path, objective: torch.nn.Module, opt: torch.optim.Optimize
     if found is None:
         return 0, 0, None, []
     path, state = found
-    if ckpt.as_json(state.get("config")) != ckpt.as_json(key):
+    if ckpt.as_json(with_defaults(state.get("config"))) != ckpt.as_json(key):
         warn(f"{run_dir}: its checkpoints are of other settings; training this run afresh")
         for _, old in ckpt.list_checkpoints(run_dir):
             old.unlink(missing_ok=True)
@@ -405,7 +412,8 @@ def train_encoder(method: str, seed: int, cfg: BallsExperimentConfig, win: BallW
                               width=cfg.length_scale).to(dev)
     if critic is not None:
         params += list(critic.parameters())
-    opt = torch.optim.SGD(params, lr=cfg.lr)
+    opt = (torch.optim.SGD(params, lr=cfg.lr) if cfg.optimizer == "sgd"
+           else torch.optim.Adam(params, lr=cfg.lr))
     n_pairs = cfg.n_train - 1
     centres = centres.to(dev)
     run = BallsRun(method, seed, enc, critic)
@@ -572,12 +580,21 @@ def diverged_result(method: str, seed: int, exc: TrainingDiverged, wall_s: float
             "final_loss": None, "losses": [], "wall_s": wall_s}
 
 
+def with_defaults(saved_key: Any) -> Any:
+    """A run key saved before a setting existed, completed with that setting's default (the
+    value that reproduces what the run did), so the run is still found and not retrained."""
+    if not isinstance(saved_key, dict):
+        return saved_key
+    defaults = BallsExperimentConfig().run_key()
+    return {**{k: v for k, v in defaults.items() if k not in saved_key}, **saved_key}
+
+
 def _load_cached(path: Path, key: dict) -> dict | None:
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text())
-        result = data["result"] if data.get("key") == key else None
+        result = data["result"] if with_defaults(data.get("key")) == key else None
     except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None  # a damaged record is re-run, never trusted
     if result is None or not isinstance(result, dict):
