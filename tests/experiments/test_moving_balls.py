@@ -23,7 +23,7 @@ from probssl.experiments.moving_balls.readout import (
     detector_distances,
     fit_detector_readout,
 )
-from probssl.experiments.moving_balls.summary import summary_table
+from probssl.experiments.moving_balls.summary import curves_figure, summary_table
 from probssl.experiments.moving_balls.windows import make_windows
 from probssl.runs.checkpoint import list_checkpoints, load_latest
 from probssl.train.loop import Callback
@@ -244,6 +244,7 @@ def test_a_diverged_run_is_recorded_as_diverged_and_the_grid_goes_on(tmp_path):
     assert again["summary"]["rbf"]["diverged_seeds"] == [0, 1]
     # the cross-reading table reads it back: diverged runs named, settings stated
     table = summary_table({"lr 1e4": out})
+    assert curves_figure({"lr 1e4": out}, tmp_path / "c.png").stat().st_size > 0
     assert "| lr 1e4 | InfoNCE, Gaussian (RBF) critic | all diverged | all diverged | 2 of 2 |" \
         in table and "lr 10000, 2 epochs" in table
 

@@ -1,6 +1,7 @@
 """One table across moving-balls experiments (readings), computed from their metrics.json:
 
-    python -m probssl.experiments.moving_balls.summary "raw=results/mb-raw" "bank=results/mb-bank"
+    python -m probssl.experiments.moving_balls.summary "raw=results/mb-raw" "bank=results/mb-bank" \
+        --curves curves.png
 
 Each row is one method under one reading: both readouts (mean ± s.e. over the seeds that did
 not diverge, px), how many seeds diverged, the seeds, and the settings that define the
@@ -13,6 +14,9 @@ import argparse
 import json
 from dataclasses import asdict
 from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
 
 from probssl.errors import UserError
 from probssl.experiments.moving_balls.experiment import PAPER
@@ -47,9 +51,41 @@ def summary_table(readings: dict[str, Path]) -> str:
     return "\n".join(lines)
 
 
+def curves_figure(readings: dict[str, Path], path: Path) -> Path:
+    """Training loss against epoch (seed mean ± s.e., diverged runs left out), one panel per
+    method, one line per reading: whether the runs had settled when they stopped."""
+    by_method: dict[str, dict[str, list[list[float]]]] = {}
+    for label, folder in readings.items():
+        metrics = json.loads((Path(folder) / "metrics.json").read_text())
+        for run in metrics["runs"]:
+            if run.get("losses") and not run.get("diverged"):
+                by_method.setdefault(run["method"], {}).setdefault(label, []).append(
+                    run["losses"])
+    methods = list(by_method)
+    fig = Figure(figsize=(4.2 * max(1, len(methods)), 3.4), constrained_layout=True)
+    axes = fig.subplots(1, max(1, len(methods)), squeeze=False)[0]
+    for ax, m in zip(axes, methods, strict=False):
+        for label, runs in by_method[m].items():
+            n = min(len(r) for r in runs)
+            t = torch.tensor([r[:n] for r in runs], dtype=torch.float64)
+            mean = t.mean(0)
+            se = t.std(0) / len(runs) ** 0.5 if len(runs) > 1 else torch.zeros(n)
+            x = list(range(1, n + 1))
+            ax.plot(x, mean.tolist(), label=f"{label} ({len(runs)})")
+            ax.fill_between(x, (mean - se).tolist(), (mean + se).tolist(), alpha=0.2)
+        ax.set_title(LABELS.get(m, m), fontsize=8)
+        ax.set_yscale("symlog", linthresh=1.0)  # losses span 0.1 to thousands
+        ax.set_xlabel("epoch"), ax.set_ylabel("training loss (symlog)"), ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.savefig(path, dpi=100)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("readings", nargs="+", metavar="LABEL=FOLDER")
+    p.add_argument("--curves", default=None, metavar="PNG",
+                   help="also draw every reading's training-loss curves")
     args = p.parse_args(argv)
     readings = {}
     for item in args.readings:
@@ -58,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"{item!r}: expected LABEL=FOLDER")
         readings[label] = Path(folder)
     print(summary_table(readings))
+    if args.curves:
+        print(f"wrote {curves_figure(readings, Path(args.curves))}")
     return 0
 
 
