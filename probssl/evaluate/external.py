@@ -27,7 +27,7 @@ import importlib
 import importlib.util
 import io
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +68,9 @@ class InputConvention:
         """uint8 or float images (N, C, H, W) -> what the encoder receives."""
         cfg = dataset_cfg
         if self.binarize != "dataset":
-            cfg = type(cfg)(**{**asdict(cfg), "binarize": self.binarize})
+            cfg = replace(cfg, binarize=self.binarize)
         if self.resize is not None:
-            cfg = type(cfg)(**{**asdict(cfg), "output_size": (self.resize, self.resize)})
+            cfg = replace(cfg, output_size=(self.resize, self.resize))
         x = preprocess(x, cfg)
         if self.range == "-1-1":
             x = 2 * x - 1
@@ -153,9 +153,9 @@ def load_encoder(spec: str, code: str | None = None) -> tuple[Callable, dict[str
             raise UserError(f"{path}: not a torch.export program "
                             f"({exception_line(exc, with_type=True)})") from None
         return net, {"format": "torch-export", "file": str(path)}
-    if code is None and path.suffix not in (".safetensors",) and _is_torchscript(path):
-        net = torch.jit.load(str(path), map_location="cpu").eval()
-        return net, {"format": "torchscript", "file": str(path)}
+    scripted = _torchscript(path) if code is None and path.suffix != ".safetensors" else None
+    if scripted is not None:
+        return scripted.eval(), {"format": "torchscript", "file": str(path)}
     state = _load_weights(path)
     latent_dim = None
     if code is not None:
@@ -183,12 +183,12 @@ def load_encoder(spec: str, code: str | None = None) -> tuple[Callable, dict[str
     return net, info
 
 
-def _is_torchscript(path: Path) -> bool:
+def _torchscript(path: Path) -> torch.jit.ScriptModule | None:
+    """The TorchScript module in ``path``, or None when it is not one (loaded once)."""
     try:
-        torch.jit.load(str(path), map_location="cpu")
-        return True
+        return torch.jit.load(str(path), map_location="cpu")
     except Exception:  # noqa: BLE001 - anything else is not TorchScript
-        return False
+        return None
 
 
 def _first(net: torch.nn.Module, n: int) -> Callable:
