@@ -95,6 +95,9 @@ class TrainConfig:
     # then loses at most N steps
     checkpoint_every: int = 0
     tensorboard: bool = True  # used only if the tensorboard package is installed
+    # experiment trackers (probssl.train.trackers): comma-separated tensorboard, wandb,
+    # mlflow, or none; W&B and MLflow are optional extras
+    logger: str = "tensorboard"
     # online evaluation (probssl.train.callbacks.OnlineKNN): every N epochs and after the
     # last, k-NN accuracy of eval_val_size validation images carved from the training set
     # against up to eval_ref_size other training images, logged as knn_val (0: off; the
@@ -151,6 +154,9 @@ class TrainConfig:
             raise UserError(f"keep_checkpoints must be >= 1; got {self.keep_checkpoints}")
         if self.augmentation is not None:
             get_preset(self.augmentation)
+        from probssl.train.trackers import parse_loggers  # lazy: train imports config
+
+        parse_loggers(self.logger)
         # The method and its params are checked now, before any data is loaded, so a typo
         # fails in the first second (dataset-dependent defaults are filled in later).
         make_method_config(self.method, self.params, arch="mlp", latent_dim=1)

@@ -24,6 +24,7 @@ from probssl.cli.common import (
 )
 from probssl.errors import UserError
 from probssl.runs.format import load_run, write_json_atomic
+from probssl.train.trackers import log_run_evaluation
 from probssl.userio import atomic_write, check_output_file
 
 
@@ -132,6 +133,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result = evaluate_run(loaded, cfg, device=device)
     result.update(extra_evaluations(loaded, cfg))
     write_json_atomic(Path(args.run) / "eval.json", result)
+    log_run_evaluation(loaded, result)
     print(format_eval(result))
     for line in format_extras(result):
         print(line)

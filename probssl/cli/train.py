@@ -48,6 +48,8 @@ HELP: dict[str, str] = {
     "keep_checkpoints": "how many epoch checkpoints to keep",
     "checkpoint_every": "also checkpoint every N steps inside an epoch (0: at epoch ends only)",
     "tensorboard": "no TensorBoard logs (written only if tensorboard is installed)",
+    "logger": "experiment trackers, comma-separated: tensorboard, wandb, mlflow or none "
+              "(W&B/MLflow: optional extras; see probssl.train.trackers)",
     "eval_every": "online evaluation: k-NN accuracy on a validation split of the training "
                   "set every N epochs and after the last, logged as knn_val (0: off)",
     "eval_val_size": "online evaluation: validation images (at most a fifth of the training set)",

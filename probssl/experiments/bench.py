@@ -49,6 +49,7 @@ from probssl.runs.provenance import command_line, machine_line
 from probssl.runs.result import EVAL_SCHEMA, RunResult, read_result
 from probssl.schema import field_names, parse_assignments, parse_scalar
 from probssl.train import train
+from probssl.train.trackers import log_run_evaluation
 from probssl.userio import Check, check_output_dir, file_key, read_json_as, safe_name, warn
 
 GRID_FILE = "grid.json"
@@ -195,6 +196,7 @@ def evaluate_cached(run_dir: Path, eval_cfg: EvalConfig, loaded: LoadedRun | Non
         return RunResult.from_json(old, method=tc.method, dataset=tc.dataset, seed=tc.seed)
     result = evaluate_run_result(loaded, eval_cfg)
     write_json_atomic(run_dir / EVAL_FILE, result.to_json())
+    log_run_evaluation(loaded, result.to_json())
     return result
 
 

@@ -56,10 +56,11 @@ from probssl.train.callbacks import (
 from probssl.train.distributed import DistInfo, barrier, init_distributed, shutdown
 from probssl.train.loop import Callback, Trainer, steps_per_epoch
 from probssl.train.optim import build_optimizer, build_schedule
+from probssl.train.trackers import Trackers, parse_loggers
 from probssl.userio import atomic_write, memory_bytes, warn
 
 # Keys that may differ between the original run and a resumed one.
-RESUMABLE_CHANGES = {"epochs", "device", "download", "data_dir", "amp", "tensorboard",
+RESUMABLE_CHANGES = {"epochs", "device", "download", "data_dir", "amp", "tensorboard", "logger",
                      "checkpoint_every", "keep_checkpoints", "compile"}
 
 
@@ -347,11 +348,14 @@ def run_callbacks(run_dir: Path, cfg: TrainConfig, resolved: ResolvedRun,
                   dist_info: DistInfo) -> list[Callback]:
     """A training run's callbacks, in the order their hooks must run (callbacks.py)."""
     data = resolved.data
+    loggers = parse_loggers(cfg.logger)
     return [NaNGuard(run_dir), ProgressBar(progress and dist_info.is_main),
             OnlineKNN(cfg.eval_every, data.x_train, data.y_train, resolved.augment,
                       cfg.eval_val_size, cfg.eval_ref_size, dist_info),
             MetricsLog(run_dir / METRICS_FILE, verbose, dist_info),
-            TensorBoard(run_dir, cfg.tensorboard and dist_info.is_main),
+            TensorBoard(run_dir, cfg.tensorboard and "tensorboard" in loggers
+                        and dist_info.is_main),
+            Trackers(run_dir, loggers, resolved.config_dict(), dist_info.is_main),
             StopOnSignal(run_dir),
             Checkpointing(run_dir, cfg.keep_checkpoints, cfg.checkpoint_every,
                           resolved.config_dict(), aug_gen)]
