@@ -7,7 +7,7 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint clean-venv
+.PHONY: demo test lint docs clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,13 @@ demo: $(VENV)/.installed
 	$(PY) -m probssl demo --out runs/demo
 
 test: $(VENV)/.installed
-	$(VENV)/bin/ruff check probssl tests
+	$(VENV)/bin/ruff check probssl tests examples
+	$(VENV)/bin/mkdocs build --strict --quiet
 	$(PY) -m pytest -q --durations=15
+
+# the API reference (from the docstrings) and the guides, warnings as errors -> site/
+docs: $(VENV)/.installed
+	$(VENV)/bin/mkdocs build --strict
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check probssl tests

@@ -65,3 +65,17 @@ def vae_digits_run(tmp_path_factory) -> Path:
     train(TrainConfig(method="vae", dataset="digits", epochs=1, batch_size=256, seed=0,
                       device="cpu"), out, progress=False, verbose=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_vae_digits(tmp_path_factory) -> Path:
+    """A VAE trained long enough on digits to beat a random encoder and to decode digits
+    (30 epochs of batch 64), trained once per session, for tests that only read it."""
+    from probssl.config import TrainConfig
+    from probssl.train.trainer import train
+
+    out = tmp_path_factory.mktemp("shared") / "vae30"
+    train(TrainConfig(method="vae", dataset="digits", epochs=30, batch_size=64, seed=0,
+                      device="cpu"), out, progress=False, verbose=False)
+    return out
+

@@ -28,10 +28,13 @@ from probssl.train.trackers import log_run_evaluation
 from probssl.userio import atomic_write, check_output_file
 
 
-def format_eval(result: dict) -> str:
+def format_eval(result: dict, what: str | None = None) -> str:
+    """One line of the protocol's numbers; ``what`` names an external encoder (a run's
+    result names its method, seed and epoch)."""
     knn = result["knn"]
-    return (f"{result['method']} on {result['dataset']} (seed {result['seed']}, epoch "
-            f"{result['epoch']}): kNN best {100 * knn['best']:.2f}% (k={knn['best_k']}), "
+    what = what or (f"{result['method']} on {result['dataset']} (seed {result['seed']}, "
+                    f"epoch {result['epoch']})")
+    return (f"{what}: kNN best {100 * knn['best']:.2f}% (k={knn['best_k']}), "
             f"kNN val-k {100 * result['knn_val_k']['accuracy']:.2f}% "
             f"(k={result['knn_val_k']['k']}), linear probe "
             f"{100 * result['linear_probe']['test_accuracy']:.2f}%"
@@ -103,13 +106,9 @@ def cmd_evaluate_external(args: argparse.Namespace) -> int:
                                   device_of(args))
         result["encoder"] = info
         what = f"{info['format']} encoder {args.encoder}"
-    knn = result["knn"]
-    print(f"{what} on {result['dataset']}: kNN best {100 * knn['best']:.2f}% "
-          f"(k={knn['best_k']}), linear probe {100 * result['linear_probe']['test_accuracy']:.2f}%"
-          + (f", MLP probe {100 * result['mlp_probe']['test_accuracy']:.2f}%"
-             if "mlp_probe" in result else "")
-          + (f", GMM accuracy {100 * result['gmm']['accuracy']:.2f}%" if "gmm" in result else "")
-          + f", RankMe {result['rankme']['rank']:.2f} of {result['dim']}")
+    print(format_eval(result, f"{what} on {result['dataset']}"))
+    for line in format_extras(result):
+        print(line)
     print(f"input: {result['input']}")
     print(cfg.footer())
     if out is not None:
@@ -174,9 +173,43 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_decoder_external(args: argparse.Namespace) -> int:
+    """``train-decoder --encoder SPEC --dataset NAME --out DIR``: anyone's frozen encoder."""
+    from probssl.evaluate.external import load_encoder, train_external_decoder
+
+    if args.run is not None:
+        raise UserError("train-decoder: give a run directory or --encoder, not both")
+    if not args.dataset or not args.out:
+        raise UserError("train-decoder --encoder: --dataset NAME and --out DIR are required")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    conv = input_convention(args)
+    encoder, info = load_encoder(args.encoder, args.encoder_code)
+    record = train_external_decoder(
+        encoder, args.dataset, out, conv, args.data_dir, device_of(args), arch=args.arch,
+        fid_features=args.fid_features, fid_samples=args.fid_samples, seed=args.seed,
+        progress=not args.no_progress, epochs=args.epochs, lr=args.lr,
+        patience=args.patience)
+    record["encoder"] = info
+    write_json_atomic(out / "decoder.json", record)
+    print(f"decoder fitted on the frozen {info['format']} encoder {args.encoder} "
+          f"({record['epochs_run']} epochs, best validation MSE {record['val_mse']:.4f}): "
+          f"test reconstruction MSE {record['mse']:.5f}")
+    for line in format_extras({k: v for k, v in record.items() if k == "fid"}):
+        print(line)
+    print(f"input: {record['input']}")
+    print(f"wrote {out / 'decoder.json'}, {out / 'decoder.pt'}, {out / 'reconstructions.png'}")
+    return 0
+
+
 def cmd_train_decoder(args: argparse.Namespace) -> int:
     from probssl.evaluate.generate import reconstruction_mse, train_decoder  # scikit-learn
 
+    if args.encoder:
+        return cmd_train_decoder_external(args)
+    if args.run is None:
+        raise UserError("train-decoder: give a run directory or --encoder SPEC")
     loaded = load_run(args.run, data_dir=args.data_dir)
     info = train_decoder(loaded, epochs=args.epochs, lr=args.lr, patience=args.patience,
                          progress=not args.no_progress)
@@ -192,6 +225,19 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     add_data_dir_arg(p)
 
 
+def _encoder_args(g) -> None:
+    """--encoder, --encoder-code, --dataset and the input convention flags."""
+    g.add_argument("--encoder", default=None, metavar="SPEC",
+                   help="a torch.export .pt2, a TorchScript file, a probssl export (weights "
+                        "with its .py beside), or weights (.pt/.safetensors) with "
+                        "--encoder-code")
+    g.add_argument("--encoder-code", default=None, metavar="MODULE:BUILDER",
+                   help="a callable returning the nn.Module the weights load into "
+                        "(module:fn or path/file.py:fn)")
+    g.add_argument("--dataset", default=None, help="the dataset to evaluate on")
+    add_input_convention_args(g)
+
+
 def register(subparsers) -> None:
     p = add_command(subparsers, "evaluate", cmd_evaluate,
                     "the frozen-encoder protocol on a run, or on any encoder (--encoder) or "
@@ -201,17 +247,9 @@ def register(subparsers) -> None:
     add_device_arg(p)
     add_eval_args(p)
     g = p.add_argument_group("any encoder (instead of a run directory)")
-    g.add_argument("--encoder", default=None, metavar="SPEC",
-                   help="a torch.export .pt2, a TorchScript file, a probssl export (weights "
-                        "with its .py beside), or weights (.pt/.safetensors) with "
-                        "--encoder-code")
-    g.add_argument("--encoder-code", default=None, metavar="MODULE:BUILDER",
-                   help="a callable returning the nn.Module the weights load into "
-                        "(module:fn or path/file.py:fn)")
+    _encoder_args(g)
     g.add_argument("--embeddings", default=None, metavar="TRAIN.npz,TEST.npz",
                    help="precomputed features: arrays z and y (or labels)")
-    g.add_argument("--dataset", default=None, help="the dataset to evaluate on")
-    add_input_convention_args(g)
     g.add_argument("--out", default=None, help="write the result as JSON")
 
     p = add_command(subparsers, "embed", cmd_embed,
@@ -229,9 +267,23 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, help="PNG path (default RUN/samples.png)")
 
     p = add_command(subparsers, "train-decoder", cmd_train_decoder,
-                    "fit a decoder on a run's frozen encoder (MSE, early stopping)")
-    _run_args(p)
+                    "fit a decoder on a run's frozen encoder, or on any encoder (--encoder) "
+                    "(MSE, early stopping)")
+    p.add_argument("run", nargs="?", default=None, help="run directory")
+    add_data_dir_arg(p)
     p.add_argument("--epochs", type=int_arg(1, 1_000_000), default=200)
     p.add_argument("--lr", type=float_arg(0, lo_open=True), default=1e-4)
     p.add_argument("--patience", type=int_arg(1, 1_000_000), default=10)
     add_progress_arg(p)
+    g = p.add_argument_group("any encoder (instead of a run directory)")
+    _encoder_args(g)
+    g.add_argument("--arch", default="mlp", choices=("mlp", "resnet"),
+                   help="the decoder's architecture (default mlp)")
+    g.add_argument("--out", default=None, help="folder for decoder.pt, decoder.json and "
+                   "reconstructions.png")
+    g.add_argument("--fid-features", default="classifier",
+                   help="classifier (offline, not comparable to Inception FID), "
+                        "inception:PATH or none")
+    g.add_argument("--fid-samples", type=int_arg(2, 1_000_000), default=5000)
+    g.add_argument("--seed", type=int_arg(), default=0)
+    add_device_arg(g)

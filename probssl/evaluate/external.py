@@ -1,5 +1,8 @@
 """Evaluate anyone's encoder: load it from a file, feed it a dataset under a stated input
-convention, and run the frozen-encoder protocol (kNN, probes, GMM, RankMe) on its outputs.
+convention, and run the frozen-encoder protocol (kNN, probes, GMM, RankMe; per-factor probes
+on data with generative factors such as ``shapes``, attribute probes on CelebA) on its
+outputs. ``probssl train-decoder --encoder SPEC`` fits a decoder to it for reconstructions
+and FID.
 
 Encoder specs (``probssl evaluate --encoder SPEC``):
 
@@ -37,7 +40,7 @@ import torch
 from probssl.data import get_preset, load_dataset
 from probssl.data.augment import preprocess
 from probssl.errors import UserError, exception_line
-from probssl.evaluate.protocol import EvalConfig, evaluate_embeddings
+from probssl.evaluate.protocol import EvalConfig, dataset_extras, evaluate_embeddings
 from probssl.userio import read_bytes, read_npz
 
 
@@ -246,6 +249,7 @@ def evaluate_encoder(encoder: Callable, dataset: str, cfg: EvalConfig,
     y_train = None if data.y_train is None else data.y_train.numpy()
     y_test = None if data.y_test is None else data.y_test.numpy()
     out = evaluate_embeddings(z_train, y_train, z_test, y_test, cfg)
+    out.update(dataset_extras(data, z_train, z_test, cfg))  # factors (shapes), attributes
     return {**out, "dataset": dataset, "input": _convention_record(convention, aug)}
 
 
@@ -283,5 +287,58 @@ def evaluate_embedding_files(train: str, test: str, cfg: EvalConfig,
         zs.append(z)
         ys.append(np.asarray(y).astype(np.int64))
     out = evaluate_embeddings(zs[0], ys[0], zs[1], ys[1], cfg)
+    if data is not None and len(zs[0]) == len(data.x_train) and len(zs[1]) == len(data.x_test):
+        out.update(dataset_extras(data, zs[0], zs[1], cfg))  # rows follow the dataset's order
     return {**out, "dataset": dataset, "input": "precomputed embeddings"}
 
+
+
+def train_external_decoder(encoder: Callable, dataset: str, out_dir: Path,
+                           convention: InputConvention = InputConvention(),
+                           data_dir: str | None = None, device: str | torch.device = "cpu",
+                           arch: str = "mlp", fid_features: str = "classifier",
+                           fid_samples: int = 5000, seed: int = 0, progress: bool = True,
+                           **fit: Any) -> dict[str, Any]:
+    """A decoder fitted to a frozen external encoder (:func:`~probssl.evaluate.generate.
+    fit_decoder` on its codes of the training images, the dataset's own [0, 1] images as
+    targets), then its test reconstruction MSE and the Fréchet distance of images decoded
+    from a Gaussian fitted to the training codes — what ``train-decoder`` and ``evaluate``
+    report for a run. Writes ``OUT/decoder.pt``, ``OUT/reconstructions.png`` and
+    ``OUT/decoder.json``; returns the record."""
+    from probssl.evaluate.fid import frechet_distance_of_features, load_feature_extractor
+    from probssl.evaluate.generate import (
+        decoded_gaussian_samples,
+        fit_decoder,
+        save_decoder_file,
+    )
+    from probssl.experiments.figures import reconstruction_grid  # lazy: matplotlib
+    from probssl.nn import build_decoder
+
+    data = load_dataset(dataset, data_dir)
+    aug = get_preset(data.augmentation)
+    z_train = frozen_codes(encoder, data.x_train, convention, aug, device)
+    z_test = frozen_codes(encoder, data.x_test, convention, aug, device)
+    x_train, x_test = preprocess(data.x_train, aug), preprocess(data.x_test, aug)
+    torch.manual_seed(seed)
+    decoder = build_decoder(arch, z_train.shape[1], tuple(x_train.shape[1:]))
+    state, info = fit_decoder(decoder, torch.from_numpy(z_train), x_train, seed=seed,
+                              progress=progress, **fit)
+    with torch.no_grad():
+        recon = torch.cat([torch.sigmoid(decoder(torch.from_numpy(z_test[i:i + 512])).float())
+                           for i in range(0, len(z_test), 512)])
+    record: dict[str, Any] = {"dataset": dataset, "arch": arch, **info,
+                              "mse": float(torch.nn.functional.mse_loss(recon, x_test)),
+                              "input": _convention_record(convention, aug)}
+    if fid_features != "none" and data.y_train is not None:
+        extractor = load_feature_extractor(fid_features, x_train, data.y_train,
+                                           key=(data.name, data.augmentation), seed=seed)
+        n = min(fid_samples, len(x_test))
+        fake = decoded_gaussian_samples(decoder, z_train, n, seed)
+        record["fid"] = {"value": frechet_distance_of_features(extractor(x_test[:n]),
+                                                               extractor(fake)),
+                         "features": extractor.name, "inception": extractor.inception, "n": n}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_decoder_file(out_dir / "decoder.pt", state, {"epoch": 0, **info})
+    reconstruction_grid(x_test[:8], recon[:8], out_dir / "reconstructions.png",
+                        f"decoder fitted to a frozen external encoder on {dataset}")
+    return record

@@ -133,22 +133,85 @@ def generated_samples(loaded, n: int, seed: int = 0, batch_size: int = 512) -> t
 
     dec, _ = frozen_decoder(loaded)  # first: a missing or damaged decoder fails fast
     z, _ = run_embeddings(loaded, "train")
-    z = torch.as_tensor(z, dtype=torch.float64)
+    return decoded_gaussian_samples(dec, z, n, seed, batch_size)
+
+
+@torch.no_grad()
+def decoded_gaussian_samples(decoder: torch.nn.Module, z_train: np.ndarray, n: int,
+                             seed: int = 0, batch_size: int = 512) -> torch.Tensor:
+    """``n`` images decoded from codes drawn from a full-covariance Gaussian fitted to the
+    training codes ``z_train`` (the FID samples of :func:`generated_samples`)."""
+    z = torch.as_tensor(z_train, dtype=torch.float64)
     cov = torch.cov(z.T) + 1e-6 * torch.eye(z.shape[1], dtype=torch.float64)
     eps = torch.randn(n, z.shape[1], generator=torch.Generator().manual_seed(seed),
                       dtype=torch.float64)
     codes = (z.mean(0) + eps @ torch.linalg.cholesky(cov).T).float()
-    return torch.cat([torch.sigmoid(dec(codes[i:i + batch_size]).float())
+    return torch.cat([torch.sigmoid(decoder(codes[i:i + batch_size]).float())
                       for i in range(0, n, batch_size)])
+
+
+def fit_decoder(decoder: torch.nn.Module, z: torch.Tensor, x: torch.Tensor, epochs: int = 200,
+                lr: float = 1e-4, batch_size: int = 128, patience: int = 10,
+                val_fraction: float = 0.1, seed: int = 0, progress: bool = True
+                ) -> tuple[dict, dict]:
+    """Fit ``decoder`` (z -> logits) to frozen codes ``z`` (N, d) and float images ``x`` in
+    [0, 1]: MSE of the sigmoid, Adam, the ``val_fraction`` held out for early stopping after
+    ``patience`` epochs without progress. Returns (best weights, info). Any encoder's codes
+    work: a run's means (:func:`train_decoder`) or an external encoder's."""
+    if epochs < 1 or not lr > 0 or batch_size < 1 or patience < 1:
+        raise UserError("train-decoder: epochs, batch size and patience >= 1, lr > 0")
+    n_val = max(1, int(len(x) * val_fraction))
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    tr, va = perm[n_val:], perm[:n_val]
+    opt = torch.optim.Adam(decoder.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed + 1)
+    best, best_state, bad, history = math.inf, None, 0, []
+    bar = tqdm(range(epochs), desc="train-decoder", disable=not progress or None)
+    for _ in bar:
+        decoder.train()
+        order = tr[torch.randperm(len(tr), generator=gen)]
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            loss = F.mse_loss(torch.sigmoid(decoder(z[idx])), x[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        decoder.eval()
+        with torch.no_grad():
+            val = float(F.mse_loss(torch.sigmoid(decoder(z[va])), x[va]))
+        history.append(val)
+        bar.set_postfix(val_mse=f"{val:.4f}")
+        if val < best - 1e-6:
+            best, bad = val, 0
+            best_state = {k: v.clone() for k, v in decoder.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    bar.close()
+    decoder.load_state_dict(best_state)
+    return best_state, {"val_mse": best, "epochs_run": len(history), "lr": lr,
+                        "batch_size": batch_size, "patience": patience}
+
+
+def save_decoder_file(path: Path, state: dict, info: dict) -> None:
+    """``{"decoder": weights, **info}`` written atomically (a tensor archive, no pickle of
+    code: read back with ``weights_only=True``)."""
+    tmp = path.with_name(f".decoder.tmp-{os.getpid()}.pt")
+    try:
+        torch.save({"decoder": state, **info}, tmp)
+        tmp.replace(path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def train_decoder(loaded, epochs: int = 200, lr: float = 1e-4, batch_size: int = 128,
                   patience: int = 10, val_fraction: float = 0.1, seed: int = 0,
                   progress: bool = True) -> dict:
-    """Fit a decoder to the frozen encoder's means (MSE on preprocessed training images; the
-    last ``val_fraction`` of them held out for early stopping); saves ``RUN/decoder.pt``."""
-    if epochs < 1 or not lr > 0 or batch_size < 1 or patience < 1:
-        raise UserError("train-decoder: epochs, batch size and patience >= 1, lr > 0")
+    """Fit a decoder to the run's frozen encoder means (:func:`fit_decoder` on preprocessed
+    training images); saves ``RUN/decoder.pt``."""
     path = Path(loaded.run_dir) / DECODER_FILE
     if path.is_dir():  # before the work: it could not be replaced afterwards
         raise UserError(f"cannot write {path}: it is a directory")
@@ -156,45 +219,9 @@ def train_decoder(loaded, epochs: int = 200, lr: float = 1e-4, batch_size: int =
     x = preprocess(data.x_train, aug)
     z = torch.from_numpy(compute_embeddings(loaded.method.encoder.embed, data.x_train, aug,
                                             1024, "cpu")).float()
-    n_val = max(1, int(len(x) * val_fraction))
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    tr, va = perm[n_val:], perm[:n_val]
     torch.manual_seed(seed)
-    dec = _new_decoder(loaded)
-    opt = torch.optim.Adam(dec.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed + 1)
-    best, best_state, bad, history = math.inf, None, 0, []
-    bar = tqdm(range(epochs), desc="train-decoder", disable=not progress or None)
-    for _ in bar:
-        dec.train()
-        order = tr[torch.randperm(len(tr), generator=gen)]
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
-            loss = F.mse_loss(torch.sigmoid(dec(z[idx])), x[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        dec.eval()
-        with torch.no_grad():
-            val = float(F.mse_loss(torch.sigmoid(dec(z[va])), x[va]))
-        history.append(val)
-        bar.set_postfix(val_mse=f"{val:.4f}")
-        if val < best - 1e-6:
-            best, bad = val, 0
-            best_state = {k: v.clone() for k, v in dec.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    bar.close()
-    info = {"epoch": loaded.epoch, "val_mse": best, "epochs_run": len(history),
-            "lr": lr, "batch_size": batch_size, "patience": patience}
-    tmp = path.with_name(f".decoder.tmp-{os.getpid()}.pt")
-    try:
-        torch.save({"decoder": best_state, **info}, tmp)
-        tmp.replace(path)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    state, fit = fit_decoder(_new_decoder(loaded), z, x, epochs, lr, batch_size, patience,
+                             val_fraction, seed, progress)
+    info = {"epoch": loaded.epoch, **fit}
+    save_decoder_file(path, state, info)
     return info

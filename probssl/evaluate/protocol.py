@@ -147,18 +147,31 @@ def extra_evaluations(loaded: LoadedRun, cfg: EvalConfig) -> dict:
                 cfg.fid_features, preprocess(data.x_train, loaded.resolved.augment),
                 data.y_train, key=(data.name, loaded.resolved.train.augmentation), seed=cfg.seed)
             out["fid"] = fid_of_run(loaded, extractor, cfg.fid_samples, cfg.seed)
-    needs_z = bool(data.factor_names and data.factors) or bool(data.attributes)
-    if needs_z:
+    if has_dataset_extras(data):
         z_tr, _ = run_embeddings(loaded, "train")
         z_te, _ = run_embeddings(loaded, "test")
+        out.update(dataset_extras(data, z_tr, z_te, cfg))
+    return out
+
+
+def has_dataset_extras(data) -> bool:
+    """Whether ``data`` records generative factors (e.g. ``shapes``) or attributes (CelebA)."""
+    return bool(data.factor_names and data.factors) or bool(data.attributes)
+
+
+def dataset_extras(data, z_train: np.ndarray, z_test: np.ndarray, cfg: EvalConfig) -> dict:
+    """What the dataset's ground truth allows on frozen embeddings of its splits: per-factor
+    probes (``factors``) and attribute probes (``attributes``). Any encoder's embeddings
+    work: a probssl run's or an external one's (``evaluate --encoder``)."""
+    out: dict = {}
     if data.factor_names and data.factors:
         discrete = tuple(n for n in data.factor_names if n in data.discrete_factors)
-        out["factors"] = factor_scores(z_tr, data.factors["train"].numpy(), z_te,
+        out["factors"] = factor_scores(z_train, data.factors["train"].numpy(), z_test,
                                        data.factors["test"].numpy(), data.factor_names,
                                        discrete, epochs=cfg.probe_epochs, seed=cfg.seed)
     if data.attributes:
         out["attributes"] = attribute_scores(
-            z_tr, data.attributes["train"].numpy(), z_te, data.attributes["test"].numpy(),
+            z_train, data.attributes["train"].numpy(), z_test, data.attributes["test"].numpy(),
             list(data.attribute_names), epochs=cfg.probe_epochs, lr=cfg.probe_lr,
             batch_size=cfg.probe_batch_size, seed=cfg.seed)
     return out

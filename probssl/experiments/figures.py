@@ -66,6 +66,13 @@ def _image_grid(rows: list[tuple[str, torch.Tensor]], out: str | Path, title: st
     return out
 
 
+def reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor,
+                        out: str | Path, title: str) -> Path:
+    """Two rows: images and their reconstructions (floats in [0, 1])."""
+    return _image_grid([("original", originals), ("decoded", reconstructions)], out, title,
+                       cell=1.1)
+
+
 def sample_grid(images: torch.Tensor, labels: list[int], per_class: int, out: str | Path,
                 title: str) -> Path:
     rows = [(str(c), images[[k for k, lab in enumerate(labels) if lab == c][:per_class]])

@@ -117,3 +117,41 @@ def test_weights_without_code_and_a_pickle_that_would_run_code_are_refused(tmp_p
     assert main(["evaluate", "--encoder", str(tmp_path / "bad.pt"), "--encoder-code",
                  f"{__file__}:build_small_encoder", "--dataset", "digits"]) == 2
     assert "not a readable state_dict (UnpicklingError" in capsys.readouterr().err
+
+
+def test_style_factors_and_decoder_of_an_external_encoder_equal_the_runs(tmp_path):
+    # an untrained (random) encoder on shapes-small: its run and its export must agree on
+    # the per-factor probes, and a decoder fitted to the export equals train-decoder's
+    run = tmp_path / "rnd"
+    assert main(["train", "--method", "random", "--dataset", "shapes-small", "--out", str(run),
+                 "--no-progress"]) == 0
+    assert main(["evaluate", str(run), *FAST]) == 0
+    want = _result(run / "eval.json")
+    assert main(["export", str(run), "--out", str(tmp_path / "e.pt")]) == 0
+    out = tmp_path / "ext.json"
+    assert main(["evaluate", "--encoder", str(tmp_path / "e.pt"), "--dataset", "shapes-small",
+                 *FAST, "--out", str(out)]) == 0
+    got = _result(out)
+    assert set(got["factors"]) == set(want["factors"]) and len(got["factors"]) >= 3
+    for name, score in want["factors"].items():
+        assert got["factors"][name]["value"] == pytest.approx(score["value"], abs=1e-6), name
+
+    assert main(["train-decoder", str(run), "--epochs", "3", "--no-progress"]) == 0
+    theirs = torch.load(run / "decoder.pt", weights_only=True)
+    assert main(["train-decoder", "--encoder", str(tmp_path / "e.pt"), "--dataset",
+                 "shapes-small", "--epochs", "3", "--fid-samples", "200", "--out",
+                 str(tmp_path / "dec"), "--no-progress"]) == 0
+    mine = _result(tmp_path / "dec" / "decoder.json")
+    assert mine["val_mse"] == pytest.approx(theirs["val_mse"], rel=1e-5)
+    assert 0 < mine["mse"] < 0.2 and mine["fid"]["n"] == 200 and mine["fid"]["value"] > 0
+    assert (tmp_path / "dec" / "reconstructions.png").stat().st_size > 0
+    saved = torch.load(tmp_path / "dec" / "decoder.pt", weights_only=True)
+    for k, v in theirs["decoder"].items():
+        torch.testing.assert_close(saved["decoder"][k], v)
+
+
+def test_train_decoder_needs_a_dataset_and_an_out_folder(tmp_path, capsys):
+    code = main(["train-decoder", "--encoder", str(tmp_path / "missing.pt")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--dataset" in err[0] and "--out" in err[0]

@@ -22,7 +22,6 @@ from probssl.evaluate.fid import (
 )
 from probssl.evaluate.generate import generated_samples
 from probssl.runs.format import load_run
-from probssl.train import train
 
 
 class ChannelStats(torch.nn.Module):
@@ -53,10 +52,8 @@ def test_torchscript_extractor_follows_the_inception_convention(tmp_path):
         load_feature_extractor("vgg")
 
 
-def test_fid_of_a_trained_vae_is_closer_than_noise(tmp_path, capsys):
-    cfg = TrainConfig(method="vae", dataset="digits", epochs=30, batch_size=64, device="cpu")
-    train(cfg, tmp_path / "vae", progress=False, verbose=False)
-    loaded = load_run(tmp_path / "vae")
+def test_fid_of_a_trained_vae_is_closer_than_noise(trained_vae_digits, capsys):
+    loaded = load_run(trained_vae_digits)
     data = loaded.resolved.data
     samples = generated_samples(loaded, 300, seed=1)
     assert samples.shape == (300, 1, 8, 8) and 0 <= samples.min() and samples.max() <= 1
@@ -70,7 +67,7 @@ def test_fid_of_a_trained_vae_is_closer_than_noise(tmp_path, capsys):
                                                                    loaded.resolved.augment)))
     noise = frechet_distance_of_features(ext(real), ext(torch.rand_like(real)))
     assert fid["n"] == 300 and floor < fid["value"] < noise
-    assert main(["evaluate", str(tmp_path / "vae"), "--probe-epochs", "2", "--gmm-n-init", "1",
+    assert main(["evaluate", str(trained_vae_digits), "--probe-epochs", "2", "--gmm-n-init", "1",
                  "--fid-samples", "200"]) == 0
     out = capsys.readouterr().out
     assert "Fréchet distance" in out and "NOT comparable" in out and "reconstruction MSE" in out

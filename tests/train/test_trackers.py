@@ -46,9 +46,9 @@ def test_mlflow_gets_config_epochs_resume_and_evaluation(tmp_path, monkeypatch, 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "probssl-test")
     run = tmp_path / "run"
-    train(_cfg("mlflow", 2), run, progress=False, verbose=False)
+    train(_cfg("mlflow", 1), run, progress=False, verbose=False)
     ids = json.loads((run / TRACKERS_FILE).read_text())["mlflow"]
-    train(_cfg("mlflow", 3), run, resume=True, progress=False, verbose=False)
+    train(_cfg("mlflow", 2), run, resume=True, progress=False, verbose=False)
     assert json.loads((run / TRACKERS_FILE).read_text())["mlflow"] == ids  # same run
     result = _evaluate(run)
 
@@ -103,9 +103,9 @@ def test_wandb_offline_gets_config_epochs_resume_and_evaluation(tmp_path, monkey
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_PROJECT", "probssl-test")
     run = tmp_path / "run"
-    train(_cfg("wandb", 2), run, progress=False, verbose=False)
+    train(_cfg("wandb", 1), run, progress=False, verbose=False)
     ids = json.loads((run / TRACKERS_FILE).read_text())["wandb"]
-    train(_cfg("wandb", 3), run, resume=True, progress=False, verbose=False)
+    train(_cfg("wandb", 2), run, resume=True, progress=False, verbose=False)
     assert json.loads((run / TRACKERS_FILE).read_text())["wandb"] == ids
     result = _evaluate(run)
 

@@ -106,11 +106,10 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, temp_method):
     assert load_latest(tmp_path / "r")["epoch"] == 1
 
 
-def test_vae_beats_random_encoder_on_digits(tmp_path):
-    train(_cfg(epochs=60), tmp_path / "vae", progress=False, verbose=False)
+def test_vae_beats_random_encoder_on_digits(tmp_path, trained_vae_digits):
     train(_cfg(method="random"), tmp_path / "rnd", progress=False, verbose=False)
-    ev = EvalConfig(probe_epochs=20)
-    vae = evaluate_run(load_run(tmp_path / "vae"), ev)
+    ev = EvalConfig(probe_epochs=20, gmm_n_init=1, mlp_probe=False)
+    vae = evaluate_run(load_run(trained_vae_digits), ev)
     rnd = evaluate_run(load_run(tmp_path / "rnd"), ev)
     assert vae["knn"]["best"] > rnd["knn"]["best"] + 0.04
     assert load_run(tmp_path / "rnd").epoch == 0
