@@ -28,13 +28,15 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from probssl.config import TrainConfig, resolve
+from probssl.data.augment import preprocess
 from probssl.errors import UserError
 from probssl.evaluate import EvalConfig
 from probssl.evaluate.embed import run_embeddings
 from probssl.evaluate.external import InputConvention, evaluate_encoder, load_encoder
+from probssl.evaluate.likelihood import heldout_likelihood
 from probssl.evaluate.protocol import evaluate_run_result, extra_evaluations
 from probssl.evaluate.rankme import rankme
-from probssl.methods import get_method_spec, is_trainable
+from probssl.methods import Method, get_method_spec, is_trainable
 from probssl.runs.checkpoint import list_checkpoints
 from probssl.runs.format import (
     CONFIG_FILE,
@@ -220,7 +222,23 @@ def _finished(run_dir: Path, eval_cfg: EvalConfig, epochs: int, method: str) -> 
         z_train, _ = run_embeddings(load_run(run_dir), "train")
         res["rankme"] = rankme(z_train)
         write_json_atomic(path, res)
+    if "iwae_ll" not in res and _is_density_model(method):
+        # a cell finished before the held-out likelihood existed: add it (seconds on CPU)
+        loaded = load_run(run_dir)
+        model = loaded.method.likelihood_model()
+        if model is not None:
+            x_test = preprocess(loaded.resolved.data.x_test, loaded.resolved.augment)
+            lk = heldout_likelihood(*model, x_test, seed=eval_cfg.seed)
+            res["heldout_elbo"], res["iwae_ll"] = lk["elbo"], lk["iwae"]
+            write_json_atomic(path, res)
     return res
+
+
+def _is_density_model(method: str) -> bool:
+    """Whether ``method``'s class declares :meth:`Method.likelihood_model`."""
+    build = get_method_spec(method).build
+    return getattr(build, "likelihood_model", Method.likelihood_model) is not \
+        Method.likelihood_model
 
 
 def _cell_result(run_dir: Path, cell: Cell, cfg: TrainConfig, eval_cfg: EvalConfig,

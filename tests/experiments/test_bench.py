@@ -48,10 +48,16 @@ def test_grid_runs_resumes_and_reports(tmp_path):
     res_path = out / "runs" / "vae__digits__seed0" / "result.json"
     res = json.loads(res_path.read_text())
     want = res.pop("rankme")
+    # ... and so does one from before the held-out likelihood existed (a VAE: a density
+    # model; the random encoder is not one and gets none)
+    want_ll = (res.pop("heldout_elbo"), res.pop("iwae_ll"))
     res_path.write_text(json.dumps(res))
     third = run_grid(_plan(), out, EVAL, progress=False, log=logs.append)
-    assert next(r for r in third if r["cell"] == "vae__digits__seed0")["rankme"] == \
-        pytest.approx(want)
+    vae0 = next(r for r in third if r["cell"] == "vae__digits__seed0")
+    assert vae0["rankme"] == pytest.approx(want)
+    assert (vae0["heldout_elbo"], vae0["iwae_ll"]) == pytest.approx(want_ll)
+    assert want_ll[1] > want_ll[0]  # the importance-weighted bound is the tighter one
+    assert "iwae_ll" not in next(r for r in third if r["cell"] == "random__digits__seed0")
     assert "rankme" in json.loads(res_path.read_text())
     report = write_report(out, tmp_path / "report.md").read_text()
     assert "Table 1: MLP probe / kNN" in report and "Table 6: NMI / ARI" in report
