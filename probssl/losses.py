@@ -77,7 +77,8 @@ class SimVAELoss(_Loss):
 
 
 class VAELoss(_Loss):
-    """−ELBO of a VAE (β-VAE with ``beta``), averaged over images: probssl's ``vae``.
+    """−ELBO of a VAE (β-VAE with ``beta``; arXiv:2107.02495v3 Eq. 2 with P(z) = N(0, I)),
+    averaged over images: probssl's ``vae``.
 
         criterion = VAELoss(likelihood_var=0.02)
         mean, logvar = encoder(x)
@@ -107,7 +108,13 @@ class CRVAELoss(_Loss):
         z = mean + (0.5 * logvar).exp() * torch.randn_like(mean)
         loss = criterion(torch.cat([x, tx]), decoder(z), mean, logvar)
 
-    Inputs hold the B images first, then their B augmentations (2B rows)."""
+    Inputs hold the B images first, then their B augmentations (2B rows).
+
+        >>> x = torch.rand(4, 1, 8, 8)  # 2 images, then their 2 augmentations
+        >>> criterion = CRVAELoss(weight=0.1)
+        >>> criterion(x, torch.zeros_like(x), torch.zeros(4, 3), torch.zeros(4, 3)).shape
+        torch.Size([])
+    """
 
     def __init__(self, weight: float = 1.0, likelihood: str = "gaussian",
                  likelihood_var: float = 0.02, beta: float = 1.0) -> None:
@@ -131,8 +138,9 @@ class CRVAELoss(_Loss):
 
 
 class NTXentLoss(_Loss):
-    """SimCLR's NT-Xent for J ≥ 2 views (:func:`probssl.objectives.nt_xent.nt_xent`), with
-    the negatives of every DDP process: probssl's ``simclr`` (its head's output in).
+    """SimCLR's NT-Xent for J ≥ 2 views (Chen et al. 2020, arXiv:2002.05709 Eq. 1;
+    :func:`probssl.objectives.nt_xent.nt_xent`), with the negatives of every DDP process:
+    probssl's ``simclr`` (its head's output in).
 
         criterion = NTXentLoss(temperature=0.5)
         loss = criterion(head(enc(x1)), head(enc(x2)))"""
@@ -151,7 +159,13 @@ class VICRegLoss(_Loss):
     process's batch: probssl's ``vicreg`` (its expander's output in).
 
         criterion = VICRegLoss()
-        loss = criterion(expander(enc(x1)), expander(enc(x2)))"""
+        loss = criterion(expander(enc(x1)), expander(enc(x2)))
+
+    For example, on random codes of 8 images:
+
+        >>> VICRegLoss()(torch.randn(8, 4), torch.randn(8, 4)).shape
+        torch.Size([])
+    """
 
     def __init__(self, sim_coeff: float = 25.0, std_coeff: float = 25.0,
                  cov_coeff: float = 1.0) -> None:
@@ -165,8 +179,9 @@ class VICRegLoss(_Loss):
 
 
 class MoCoLoss(_Loss):
-    """MoCo's InfoNCE: queries against their keys (positives, no gradient) and a queue of
-    negatives (:func:`probssl.objectives.moco.moco_infonce`). The queue and the momentum
+    """MoCo's InfoNCE (He et al. 2020, arXiv:1911.05722 Eq. 1): queries against their keys
+    (positives, no gradient) and a queue of negatives
+    (:func:`probssl.objectives.moco.moco_infonce`). The queue and the momentum
     encoder are yours to keep (``probssl.objectives.moco.momentum_update``).
 
         criterion = MoCoLoss(temperature=0.2)

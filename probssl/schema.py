@@ -111,6 +111,7 @@ def check_types(obj: Any, prefix: str) -> None:
 
 
 def field_names(cls: type) -> list[str]:
+    """The field names of dataclass ``cls``, in definition order."""
     return [f.name for f in fields(cls)]
 
 

@@ -96,6 +96,8 @@ def _guess_depth(text: str) -> int:
 
 
 def parse_json_text(text: str, where: str) -> Any:
+    """Parse JSON ``text`` (NaN and ±Infinity read as floats); nesting deeper than
+    :data:`MAX_NESTING` or invalid JSON is one :class:`UserError` starting with ``where``."""
     if _guess_depth(text) > MAX_NESTING:
         raise UserError(f"{where}: nested deeper than {MAX_NESTING} levels")
     try:

@@ -25,6 +25,9 @@ def build_critic(name: str, dim: int, **settings) -> Critic:
 
 
 class Critic(nn.Module):
+    """Base class of critics: the coupling f_θ(z, z') of the InfoNCE prior
+    P_θ(z'|z) ∝ R(z') f_θ(z, z') (arXiv:2107.02495v3 Eq. 21b; module docstring). ``forward``
+    returns the (B, B') matrix of log f_θ(z_i, z'_j), ``paired`` its diagonal."""
     def forward(self, z: torch.Tensor, zp: torch.Tensor) -> torch.Tensor:
         """(B, d), (B', d) -> (B, B') matrix of log f(z_i, z'_j)."""
         raise NotImplementedError

@@ -23,6 +23,11 @@ class BilinearCriticConfig(ComponentConfig):
 
 @register_critic("bilinear", config=BilinearCriticConfig)
 class BilinearCritic(Critic):
+    """
+    Bilinear critic f(z, z') = exp(zᵀ W z') with a learned matrix W (arXiv:2107.02495v3 Eq. 8).
+
+    W (dim, dim) starts at ``init_scale`` · I; ``forward`` returns log f(z_i, z'_j) = z_iᵀ W z'_j.
+    """
     def __init__(self, dim: int, init_scale: float = 1.0):
         super().__init__()
         self.W = nn.Parameter(init_scale * torch.eye(dim))

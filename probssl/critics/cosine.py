@@ -22,6 +22,14 @@ class CosineCriticConfig(ComponentConfig):
 
 @register_critic("cosine", config=CosineCriticConfig)
 class CosineCritic(Critic):
+    """Cosine critic f(z, z') = exp(cos(z, z') / τ), SimCLR's NT-Xent similarity (fixed τ).
+
+    No equation of its own in the RPM paper:
+
+        >>> import torch
+        >>> CosineCritic(dim=3, temperature=0.5)(torch.eye(3), torch.eye(3)).diagonal()
+        tensor([2., 2., 2.])
+    """
     def __init__(self, dim: int, temperature: float = 0.5):
         super().__init__()
         if not temperature > 0:

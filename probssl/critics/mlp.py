@@ -24,6 +24,13 @@ class MLPCriticConfig(ComponentConfig):
 
 @register_critic("mlp", config=MLPCriticConfig)
 class MLPCritic(Critic):
+    """Learned MLP critic log f(z, z') = MLP([z, z']): the flexible "maximise MI" choice
+    (arXiv:2107.02495v3 Sec. 3.2: a flexible f tightens the bound MI > I_∞ ≥ I_N of Eq. 7),
+    two hidden ReLU layers of width ``hidden``.
+
+        >>> MLPCritic(dim=4, hidden=16)(torch.randn(3, 4), torch.randn(5, 4)).shape
+        torch.Size([3, 5])
+    """
     def __init__(self, dim: int, hidden: int = 64):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(2 * dim, hidden), nn.ReLU(),

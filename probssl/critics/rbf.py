@@ -25,6 +25,8 @@ class RBFCriticConfig(ComponentConfig):
 
 @register_critic("rbf", config=RBFCriticConfig)
 class RBFCritic(Critic):
+    """Gaussian RBF critic f(z, z') = exp(−|z − z'|² / 2θ²), learned length-scale θ
+    (arXiv:2107.02495v3 Eq. 27), learned through its log and starting at ``length_scale``."""
     def __init__(self, dim: int, length_scale: float = 1.0):
         super().__init__()
         self.log_length_scale = nn.Parameter(torch.tensor(math.log(length_scale)))

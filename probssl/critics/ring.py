@@ -40,6 +40,15 @@ class RingCriticConfig(ComponentConfig):
 
 @register_critic("ring", config=RingCriticConfig)
 class RingCritic(Critic):
+    """Ring critic: a prior that knows the motion (probssl's own; not in the papers).
+
+    log f(z, z') = −Σ_g (|z_g − z'_g| − r)² / 2w² over groups of ``group`` coordinates, r and
+    w learned (module docstring).
+
+        >>> critic = RingCritic(dim=6, radius=32.0, width=8.0)
+        >>> critic(torch.zeros(2, 6), torch.zeros(3, 6)).shape
+        torch.Size([2, 3])
+    """
     def __init__(self, dim: int, radius: float = 1.0, width: float = 1.0, group: int = 2):
         super().__init__()
         self.group = group

@@ -122,6 +122,8 @@ PAPER_AUGMENTATION = {"mnist": "mnist-vflip", "mnist-test": "mnist-vflip",
 
 
 def get_preset(name: str) -> AugmentConfig:
+    """The augmentation preset called ``name`` (a key of :data:`PRESETS`); an unknown name is a
+    :class:`UserError` listing the presets."""
     try:
         return PRESETS[name]
     except KeyError:
@@ -197,6 +199,8 @@ def rgb_to_grayscale(x: torch.Tensor) -> torch.Tensor:
 
 
 def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] -> HSV, channels on dim −3 (..., 3, H, W): hue as a fraction of a turn in
+    [0, 1) (0 for greys), saturation and value in [0, 1]."""
     r, g, b = x.unbind(-3)
     maxc, _ = x.max(dim=-3)
     minc, _ = x.min(dim=-3)
@@ -211,6 +215,8 @@ def rgb_to_hsv(x: torch.Tensor) -> torch.Tensor:
 
 
 def hsv_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """HSV (hue in turns, channels on dim −3) -> RGB in [0, 1], the inverse of :func:`rgb_to_hsv`:
+    channel(n) = v − v·s·clamp(min(k, 4 − k), 0, 1), k = (n + 6h) mod 6, n = 5, 3, 1 for R, G, B."""
     h, s, v = x.unbind(-3)
     # Standard closed form: channel(n) = v - v*s*max(0, min(k, 4-k, 1)), k = (n + 6h) mod 6.
     out = []

@@ -141,6 +141,10 @@ def _cached_pixels(cache: Path | None, n: int) -> np.ndarray | None:
 
 
 def load_celeba(folder: Path, cache_dir: Path | None = None) -> ImageDataset:
+    """CelebA from ``folder`` in the official layout (module docstring): train = partition 0,
+    test = partition 2, images uint8 (N, 3, 64, 64), label ``Male``, the 40 attributes kept.
+    The decoded pixels are cached under ``cache_dir/celeba`` when it is given. A missing or
+    inconsistent file is one error naming it."""
     images = folder / "img_align_celeba"
     attr_file = folder / "list_attr_celeba.txt"
     part_file = folder / "list_eval_partition.txt"

@@ -28,6 +28,8 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 
 
 def download_cifar10(cache_dir: Path) -> Path:
+    """Download the CIFAR-10 python tarball into ``cache_dir/cifar10`` (nothing is fetched when a
+    copy with the right sha256 is already there); returns that folder."""
     target = cache_dir / "cifar10" / TARBALL
     if not (target.is_file() and sha256_of(target) == SHA256):
         download_file(URLS, target, SHA256)

@@ -151,6 +151,9 @@ def _find(folder: Path, gz_name: str) -> Path | None:
 
 
 def download_idx(name: str, cache_dir: Path) -> Path:
+    """Download the four IDX files of ``name`` (``mnist`` or ``fashion-mnist``) into
+    ``cache_dir/name``, trying each mirror in turn and skipping files whose sha256 already
+    matches; returns that folder."""
     mirrors, files = REMOTE[name]
     folder = cache_dir / name
     for fname, digest in files.items():

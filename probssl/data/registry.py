@@ -100,6 +100,8 @@ for _info in _BUILT_IN.values():
 
 
 def dataset_names() -> list[str]:
+    """Every registered dataset name (built-in, then plugins'), in registration order;
+    ``folder:PATH`` and ``npz:FILE`` are accepted as well but not listed."""
     return list(DATASETS)
 
 
@@ -135,6 +137,9 @@ def load_dataset(name: str, data_dir: str | Path | None = None,
 
 
 def download_dataset(name: str, cache_dir: str | Path | None = None) -> Path:
+    """Download dataset ``name`` into ``cache_dir`` (default ``$PROBSSL_DATA`` or
+    ``~/.cache/probssl``) and return the folder holding its files. A dataset probssl cannot
+    fetch (CelebA, user data) is a :class:`UserError` saying how to get it."""
     check_dataset_name(name)
     info = DATASETS.get(name, None)
     if info is None or info.download is None:

@@ -35,6 +35,8 @@ def compute_embeddings(encode: Callable[[torch.Tensor], torch.Tensor], x: torch.
 
 
 def cache_path(run_dir: str | Path, split: str) -> Path:
+    """The embedding cache of a run's ``split`` (``train`` or ``test``):
+    ``run_dir/embeddings/SPLIT.npz``."""
     return Path(run_dir) / CACHE_DIR / f"{split}.npz"
 
 

@@ -16,6 +16,8 @@ from probssl.evaluate.probe import train_probe
 
 
 def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Coefficient of determination 1 − SS_res / SS_tot of ``y_pred`` against ``y_true``; NaN
+    when ``y_true`` is constant."""
     ss_res = float(((y_true - y_pred) ** 2).sum())
     ss_tot = float(((y_true - y_true.mean()) ** 2).sum())
     return 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")

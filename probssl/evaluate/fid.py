@@ -39,6 +39,8 @@ def _sqrt_psd(a: np.ndarray) -> np.ndarray:
 
 
 def frechet_distance(mu1, cov1, mu2, cov2) -> float:
+    """Squared Fréchet distance d² of the module docstring between N(mu1, cov1) and N(mu2, cov2),
+    in float64 (the FID's convention: d², not d)."""
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     cov1, cov2 = np.atleast_2d(np.asarray(cov1, np.float64)), np.atleast_2d(
         np.asarray(cov2, np.float64))
@@ -111,6 +113,9 @@ def classifier_extractor(x_train: torch.Tensor, y_train: torch.Tensor, key: tupl
 
 
 def torchscript_extractor(path: str | Path) -> FeatureExtractor:
+    """The ``inception:PATH`` extractor: a TorchScript Inception-v3 file called with
+    ``return_features=True`` on images in [0, 1] scaled to uint8 values (grey images repeated
+    to 3 channels). A missing or unloadable file is a :class:`UserError`."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"--fid-features inception:{path}: no such file (a TorchScript "

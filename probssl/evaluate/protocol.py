@@ -78,6 +78,11 @@ class EvalConfig:
 
 
 def evaluate_embeddings(z_train, y_train, z_test, y_test, cfg: EvalConfig) -> dict:
+    """The protocol on frozen embeddings: kNN for k = 1..``cfg.k_max`` (best k on test, and k
+    chosen on a validation part of the training set), a linear probe, an MLP probe
+    (``cfg.mlp_probe``), GMM clustering (``cfg.gmm_n_init`` > 0) and RankMe of ``z_train``;
+    one dict with the sizes, the protocol and the seconds taken. Missing labels are a
+    :class:`UserError`."""
     if y_train is None or y_test is None:
         raise UserError("this dataset has no labels, so kNN and probe accuracy cannot be "
                         "computed (use `probssl embed` to export the embeddings instead)")

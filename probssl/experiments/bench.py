@@ -72,6 +72,8 @@ __all__ = ["GRID_FILE", "RESULT_FILE", "Cell", "parse_sweep", "plan_grid", "read
 
 
 def read_grid(path: Path) -> dict:
+    """A grid's ``grid.json``, read and checked against :data:`GRID_SCHEMA` (any damage is one
+    :class:`UserError` naming the file)."""
     return read_json_as(path, "bench grid", GRID_SCHEMA)
 
 
@@ -132,6 +134,9 @@ def plan_grid(methods: list[str], datasets: list[str], seeds: list[int], *,
               train_overrides: dict[str, Any] | None = None,
               params: dict[str, dict[str, Any]] | None = None,
               sweep: tuple[str, list[str]] | None = None) -> list[tuple[Cell, TrainConfig]]:
+    """Every cell of the grid (datasets × swept values × seeds × methods, in that nesting) with
+    its TrainConfig, resolved and validated now: ``preset``, then ``train_overrides``,
+    ``epochs``, the method's ``params`` and the cell's swept value (module docstring)."""
     if not methods or not datasets or not seeds:
         raise UserError("bench needs at least one method, dataset and seed")
     sweep_values: list[Any] = [None] if sweep is None else list(sweep[1])
@@ -331,6 +336,7 @@ def parse_encoders(items: list[str] | None) -> list[ExternalEncoder]:
 
 
 def external_cell(enc: ExternalEncoder, dataset: str) -> Cell:
+    """The grid cell of an external encoder on ``dataset``: method = the encoder's name, seed 0."""
     return Cell(enc.name, dataset, 0)
 
 

@@ -40,6 +40,8 @@ COLUMNS = {
 
 
 def run_dir_name(method: str, dataset: str, seed: int) -> str:
+    """The folder of one run under ``OUT``: ``METHOD-DATASET-seedS`` (``:`` and ``/`` in the
+    dataset name replaced by ``_``)."""
     return f"{method}-{dataset.replace(':', '_').replace('/', '_')}-seed{seed}"
 
 
@@ -47,6 +49,9 @@ def compare(methods: list[str], dataset: str, seeds: list[int], epochs: int, out
             train_overrides: dict[str, Any] | None = None,
             eval_cfg: EvalConfig | None = None, log=print,
             params: dict[str, dict[str, Any]] | None = None) -> dict:
+    """Train and evaluate every method on ``dataset`` for every seed (resumable: module
+    docstring), write ``out/table.md`` and ``out/results.json``, and return the summary:
+    method -> column -> (mean, standard error) over seeds, in percent."""
     out = check_output_dir(out)
     try:
         out.mkdir(parents=True, exist_ok=True)

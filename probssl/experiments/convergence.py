@@ -54,6 +54,8 @@ class Cell:
 
 
 def label_of(result: dict[str, Any]) -> str:
+    """A result's row label: its method, followed by ``key=value`` of its swept setting when the
+    grid sweeps one (``simvae n_views=10``)."""
     sweep = result.get("sweep")
     return result["method"] if sweep is None else f"{result['method']} {sweep[0]}={sweep[1]}"
 

@@ -75,6 +75,9 @@ def reconstruction_grid(originals: torch.Tensor, reconstructions: torch.Tensor,
 
 def sample_grid(images: torch.Tensor, labels: list[int], per_class: int, out: str | Path,
                 title: str) -> Path:
+    """Save a PNG of class-conditional samples: one row per label (sorted) holding up to
+    ``per_class`` of the ``images`` (N, C, H, W), floats in [0, 1], of that label; returns
+    ``out``."""
     rows = [(str(c), images[[k for k, lab in enumerate(labels) if lab == c][:per_class]])
             for c in sorted(set(labels))]
     return _image_grid(rows, out, title, cell=0.9)

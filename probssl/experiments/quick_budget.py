@@ -44,6 +44,9 @@ def independent_knn(z: np.ndarray, y: np.ndarray, seed: int = 0) -> float:
 
 
 def score_run(run_dir: Path, epochs: int, method: str, dataset: str, seed: int) -> float:
+    """Train (or resume) one ``quick``-preset run of ``method`` for ``epochs`` epochs on the CPU in
+    ``run_dir``; returns the independent 5-NN accuracy of its test embeddings
+    (:func:`independent_knn`)."""
     cfg = TrainConfig(method=method, dataset=dataset, preset="quick", device="cpu",
                       epochs=epochs, seed=seed)
     train(cfg, run_dir, resume=(run_dir / "config.json").exists(), progress=False,
@@ -53,6 +56,9 @@ def score_run(run_dir: Path, epochs: int, method: str, dataset: str, seed: int) 
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line (module docstring): score the ``random`` encoder and every method at every
+    budget over the seeds, write ``results.json`` and ``table.md`` to ``--out``; returns the
+    exit status."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="digits")
     p.add_argument("--epochs", default="3,5,10,20", help="candidate budgets")

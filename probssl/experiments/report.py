@@ -50,6 +50,9 @@ def _fmt(values: list[float], scale: float) -> str:
 
 
 def load_grid(grid_dir: Path, warn_damaged: bool = True) -> tuple[dict, list[dict], int]:
+    """A grid's record, the results of its finished cells, and how many cells are left out
+    (unfinished, or damaged: one warning each when ``warn_damaged``). A folder without
+    ``grid.json`` is a :class:`UserError`."""
     grid_dir = Path(grid_dir)
     if not (grid_dir / GRID_FILE).exists():
         raise UserError(f"{grid_dir} is not a bench grid (no {GRID_FILE}); run probssl bench")
@@ -80,6 +83,9 @@ def check_report_path(grid_dir: Path, out: Path) -> Path:
 
 
 def write_report(grid_dir: Path, out: Path) -> Path:
+    """Write the markdown report of the grid in ``grid_dir`` to ``out`` (the tables of the module
+    docstring), with ``out``'s ``.png`` accuracy-vs-sweep figure for a swept grid and its
+    ``-attributes.png`` figure for data with attributes; returns ``out``."""
     out = check_report_path(Path(grid_dir), Path(out))
     grid, results, missing = load_grid(grid_dir)
     methods, datasets = grid["methods"], grid["datasets"]

@@ -124,7 +124,8 @@ def profile_top_ops(fn: Callable[[], Any], rows: int = 8) -> str:
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
-
+    """FLOPs of one call of ``fn`` as counted by ``torch.utils.flop_counter.FlopCounterMode``
+    (forward and backward when ``fn`` runs both)."""
     with FlopCounterMode(display=False) as counter:
         fn()
     return int(counter.get_total_flops())
@@ -211,6 +212,9 @@ def per_sample_augment(images: torch.Tensor, n_views: int, cfg, gen) -> torch.Te
 
 def augmentation_throughput(preset: str, shape: tuple[int, int, int], batch: int = 128,
                             n_views: int = 10, min_seconds: float = 2.0) -> dict:
+    """Views per second of the batched pipeline (``preset`` on ``batch`` synthetic uint8 images of
+    ``shape``, ``n_views`` views each) and of the same ops image by image
+    (:func:`per_sample_augment`), and their ratio."""
     cfg = get_preset(preset)
     gen = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, generator=gen)
@@ -226,7 +230,8 @@ def augmentation_throughput(preset: str, shape: tuple[int, int, int], batch: int
 
 
 def evaluation_throughput(quick: bool) -> dict:
-
+    """Seconds of kNN (k = 1..15) over 60,000 × 10,000 synthetic 64-d embeddings, and of the
+    linear and MLP probes' 200 epochs (``quick``: 10 epochs timed, scaled to 200)."""
     g = torch.Generator().manual_seed(0)
     n_train, n_test, d = 60_000, 10_000, 64
     centres = torch.randn(10, d, generator=g) * 2
@@ -324,6 +329,10 @@ def memory_and_scaling(log: Callable[[str], None]) -> dict:
 
 def run_throughput(quick: bool = False, methods: dict[str, int] | None = None,
                    log: Callable[[str], None] = print) -> dict:
+    """The benchmark of the module docstring: the sgemm roofline, each method's step and
+    end-to-end throughput and MFU (``methods``: name -> J, default :data:`METHODS`),
+    augmentation and evaluation; unless ``quick`` also operator profiles, peak memory and DDP
+    scaling (in subprocesses). Returns the dict :func:`format_table` lays out."""
     secs = 1.0 if quick else 4.0
     log(f"[throughput] torch {torch.__version__}, {torch.get_num_threads()} threads")
     peak = sgemm_peak(secs)
@@ -350,6 +359,7 @@ def run_throughput(quick: bool = False, methods: dict[str, int] | None = None,
 
 
 def format_table(result: dict) -> str:
+    """The markdown tables of a :func:`run_throughput` result."""
     peak = result["roofline"]["peak_gflops"]
     lines = [f"Roofline: sgemm fp32 peak {peak:.1f} GFLOP/s "
              f"({result['roofline']['threads']} threads; per shape: "

@@ -116,6 +116,8 @@ Method``): the method is then trainable by name (``probssl train --method name``
 
 
 def get_method_spec(name: str) -> MethodSpec:
+    """The registered :class:`MethodSpec` called ``name``; an unknown name is a :class:`UserError`
+    listing the methods."""
     return METHODS.get(name)
 
 
@@ -141,4 +143,6 @@ def is_trainable(name: str) -> bool:
 
 
 def build_method(name: str, config: MethodConfig, image_shape: tuple[int, int, int]) -> Method:
+    """The method ``name`` built from its validated ``config`` (:func:`make_method_config`) for
+    images of ``image_shape`` (C, H, W)."""
     return get_method_spec(name).build(config, image_shape)

@@ -43,6 +43,14 @@ class CRVAEConfig(VAEConfig):
     presets={"paper": (GENERATIVE_PAPER[0], {**GENERATIVE_PAPER[1], "weight": 0.1}),
              "reference-code": ({}, {"weight": 1e-3})})
 class CRVAE(Method):
+    """``cr-vae`` (module docstring): a Gaussian-encoder VAE trained on views 0 and 1 of each image
+    with the consistency regulariser of Sinha & Dieng (2021).
+
+        >>> model = CRVAE(CRVAEConfig(arch="mlp", latent_dim=4), (1, 8, 8))
+        >>> loss, metrics = model(torch.rand(5, 2, 1, 8, 8))  # (B, J = 2, C, H, W)
+        >>> sorted(metrics)
+        ['consistency', 'elbo']
+    """
     def __init__(self, config: CRVAEConfig, image_shape: tuple[int, int, int]):
         super().__init__(config)
         self.encoder = build_encoder(config.arch, image_shape, config.latent_dim, "gaussian")

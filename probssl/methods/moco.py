@@ -56,6 +56,10 @@ class MoCoConfig(MethodConfig):
                  description="MoCo v2: momentum encoder + queue (arXiv:2003.04297)",
                  presets={"paper": ({"lr": 1e-3, "epochs": 600}, {})})
 class MoCo(Method):
+    """``moco`` (module docstring): queries from view 0, keys from view 1 through a momentum copy
+    of the encoder and head, earlier keys in a queue as negatives; the loss is the InfoNCE of
+    He et al. 2020 (arXiv:1911.05722) Eq. 1, :func:`probssl.objectives.moco.moco_infonce`, and
+    the momentum update their Eq. 2 (:meth:`after_step`)."""
     def __init__(self, config: MoCoConfig, image_shape: tuple[int, int, int]):
         super().__init__(config)
         self.encoder = build_encoder(config.arch, image_shape, config.latent_dim,

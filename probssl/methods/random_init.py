@@ -27,6 +27,8 @@ class RandomConfig(MethodConfig):
 @register_method("random", config=RandomConfig,
                  description="untrained encoder of the same architecture (lower bound)")
 class RandomEncoder(Method):
+    """``random`` (module docstring): the encoder at its random initialisation, never trained
+    (``trainable = False``), the lower bound of every comparison."""
     trainable = False
 
     def __init__(self, config: RandomConfig, image_shape: tuple[int, int, int]):

@@ -79,6 +79,9 @@ class RPMConfig(MethodConfig):
                  description="recognition-parameterised model: InfoNCE as an ELBO "
                              "(arXiv:2107.02495)")
 class RPM(Method):
+    """``rpm`` (module docstring): recognition model(s), critic and prior; maximises I_N
+    (arXiv:2107.02495v3 Eq. 6) with the InfoNCE prior, else the RPM ELBO of Eq. 15-16 with the
+    batch's empirical marginals (Eq. 29/37)."""
     def __init__(self, config: RPMConfig, image_shape: tuple[int, int, int]):
         super().__init__(config)
         head = "gaussian" if config.recognition == "gaussian" else "deterministic"

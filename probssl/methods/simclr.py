@@ -19,6 +19,8 @@ from probssl.objectives.nt_xent import nt_xent
 
 
 def projection_head(dim: int, out: int) -> nn.Module:
+    """Linear(dim, dim) → ReLU → Linear(dim, out): SimCLR's 2-layer projection head (and
+    VICReg's expander here)."""
     return nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, out))
 
 
@@ -43,6 +45,9 @@ class SimCLRConfig(MethodConfig):
                  description="SimCLR, NT-Xent (arXiv:2002.05709)",
                  presets={"paper": ({"lr": 1e-3, "epochs": 600}, {})})
 class SimCLR(Method):
+    """``simclr`` (module docstring): the encoder's code, through an optional projection head,
+    trained by NT-Xent (Chen et al. 2020, arXiv:2002.05709 Eq. 1) over the J views of each
+    image."""
     def __init__(self, config: SimCLRConfig, image_shape: tuple[int, int, int]):
         super().__init__(config)
         self.encoder = build_encoder(config.arch, image_shape, config.latent_dim,

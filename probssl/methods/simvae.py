@@ -70,6 +70,9 @@ def _reference_code(dataset: str) -> tuple[dict, dict]:
              "reference-code": _reference_code,
              "quick": ({}, {"n_views": 4})})
 class SimVAE(Method):
+    """``simvae`` (module docstring): Gaussian encoder and decoder trained by ELBO_SSL
+    (arXiv:2402.01399 Eq. 4 with the prior of Eq. 9) over the J views of each image, or by the
+    authors' released loss (``objective="reference-code"``)."""
     def __init__(self, config: SimVAEConfig, image_shape: tuple[int, int, int]):
         super().__init__(config)
         self.encoder = build_encoder(config.arch, image_shape, config.latent_dim, "gaussian")

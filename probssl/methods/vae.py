@@ -43,6 +43,9 @@ class VAEConfig(MethodConfig):
 @register_method("vae", config=VAEConfig, description="VAE, N(0, I) prior (arXiv:1312.6114)",
                  presets={"paper": GENERATIVE_PAPER})
 class VAE(Method):
+    """``vae`` and ``beta-vae`` (module docstring): Gaussian encoder, decoder and N(0, I) prior
+    trained by the ELBO of arXiv:2107.02495v3 Eq. 2 (the KL weighted by ``beta``), every view an
+    independent image."""
     def __init__(self, config: VAEConfig, image_shape: tuple[int, int, int]):
         super().__init__(config)
         self.encoder = build_encoder(config.arch, image_shape, config.latent_dim, "gaussian")

@@ -47,6 +47,15 @@ class VICRegConfig(MethodConfig):
 @register_method("vicreg", config=VICRegConfig, description="VICReg (arXiv:2105.04906)",
                  presets={"paper": ({"lr": 1e-4, "epochs": 600}, {})})
 class VICReg(Method):
+    """``vicreg`` (module docstring): the encoder's code through an expander, trained by VICReg
+    (Bardes et al. 2022, arXiv:2105.04906) with the released code's weighting,
+    :func:`probssl.objectives.vicreg.vicreg_loss`.
+
+        >>> model = VICReg(VICRegConfig(arch="mlp", latent_dim=4), (1, 8, 8))
+        >>> loss, terms = model(torch.rand(5, 2, 1, 8, 8))  # (B, J, C, H, W)
+        >>> sorted(terms)
+        ['covariance', 'invariance', 'variance']
+    """
     min_batch_size = 2  # the variance term needs two images per step
 
     def __init__(self, config: VICRegConfig, image_shape: tuple[int, int, int]):

@@ -15,6 +15,8 @@ ARCHITECTURES = ("mlp", "resnet")
 
 
 def build_backbone(arch: str, in_shape: Sequence[int], out_dim: int) -> nn.Module:
+    """The network of architecture ``arch`` (``mlp`` or ``resnet``) mapping images of
+    ``in_shape`` (C, H, W) to ``out_dim`` numbers; an unknown ``arch`` is a :class:`UserError`."""
     if arch == "mlp":
         return mlp_encoder(in_shape, out_dim)
     if arch == "resnet":
@@ -24,11 +26,16 @@ def build_backbone(arch: str, in_shape: Sequence[int], out_dim: int) -> nn.Modul
 
 def build_encoder(arch: str, in_shape: Sequence[int], latent_dim: int,
                   head: str = "gaussian") -> Encoder:
+    """An :class:`Encoder` of architecture ``arch``: its backbone has 2·``latent_dim`` outputs,
+    read as (mean, log-variance), for ``head="gaussian"``, or ``latent_dim`` outputs (the code
+    itself) for ``head="deterministic"``."""
     out = 2 * latent_dim if head == "gaussian" else latent_dim
     return Encoder(build_backbone(arch, in_shape, out), latent_dim, head)
 
 
 def build_decoder(arch: str, latent_dim: int, out_shape: Sequence[int]) -> nn.Module:
+    """The decoder of architecture ``arch``: (N, ``latent_dim``) codes -> (N, C, H, W) logits,
+    ``out_shape`` = (C, H, W) (the objectives apply the sigmoid)."""
     if arch == "mlp":
         return mlp_decoder(latent_dim, out_shape)
     if arch == "resnet":

@@ -29,6 +29,8 @@ class CentreOfMass(nn.Module):
 
 
 class BallEncoder(nn.Module):
+    """The moving-balls encoder of arXiv:2107.02495v3 App. D, Fig. 2 (module docstring): frames
+    (B, ``in_channels``, H, W) -> (B, 2·``n_balls``) centres of mass (x_1, y_1, ...) in pixels."""
     def __init__(self, in_channels: int = 1, n_balls: int = 3, hidden: int = 6):
         super().__init__()
         self.features = nn.Sequential(

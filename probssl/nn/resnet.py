@@ -42,6 +42,8 @@ class BasicBlock(nn.Module):
 
 
 class ResNetEncoder(nn.Module):
+    """The ResNet18-style encoder of arXiv:2402.01399 Table 4 (module docstring): images
+    (N, C, H, W) of ``in_shape`` -> (N, ``out_dim``)."""
     def __init__(self, in_shape: Sequence[int], out_dim: int,
                  widths: Sequence[int] = (32, 64, 128, 256)):
         super().__init__()
@@ -69,6 +71,8 @@ class ResNetEncoder(nn.Module):
 
 
 class ResNetDecoder(nn.Module):
+    """The decoder mirroring :class:`ResNetEncoder` (module docstring): codes (N, ``latent_dim``)
+    -> logits (N, C, H, W) of ``out_shape``, resized when (H, W) is neither 32×32 nor 64×64."""
     def __init__(self, latent_dim: int, out_shape: Sequence[int],
                  widths: Sequence[int] = (128, 64, 32, 16)):
         super().__init__()

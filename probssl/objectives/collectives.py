@@ -15,6 +15,10 @@ def gather_with_grad(t: torch.Tensor) -> tuple[torch.Tensor, int]:
     against the global batch, averaged by DDP, has exactly the gradient of the same loss on the
     concatenated batch in one process (plain ``dist.all_gather`` would drop the cross-rank
     terms; libraries that rescale by world size instead got 1/world_size gradient bugs).
+
+        >>> z, offset = gather_with_grad(torch.ones(4, 3))  # one process
+        >>> z.shape, offset
+        (torch.Size([4, 3]), 0)
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return t, 0

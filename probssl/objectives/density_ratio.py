@@ -20,7 +20,11 @@ from torch import nn
 
 
 def quadratic_features(z: torch.Tensor) -> torch.Tensor:
-    """[z, z_i z_j for i <= j]: the features in which Gaussian log ratios are linear."""
+    """[z, z_i z_j for i <= j]: the features in which Gaussian log ratios are linear.
+
+        >>> quadratic_features(torch.tensor([[1.0, 2.0]]))
+        tensor([[1., 2., 1., 2., 4.]])
+    """
     i, j = torch.triu_indices(z.shape[1], z.shape[1])
     return torch.cat([z, z[:, i] * z[:, j]], dim=1)
 
@@ -28,7 +32,9 @@ def quadratic_features(z: torch.Tensor) -> torch.Tensor:
 def fit_log_density_ratio(p_samples: torch.Tensor, r_samples: torch.Tensor, *,
                           steps: int = 500, lr: float = 0.05,
                           weight_decay: float = 0.0) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Logistic regression "prior sample vs encoded datum"; returns z -> log P(z)/R(z).
+    """Logistic regression "prior sample vs encoded datum"; returns z -> log P(z)/R(z), the
+    ratio in the unstructured model's ELBO (infonce-is-a-vae Eq. 13; ssvae Eq. 8), estimated
+    with a classifier as both papers propose.
 
     The classifier's logit estimates log P(z)/R(z) + log(n_P / n_R); the class-prior term is
     removed so unequal sample sizes do not bias the ratio.
@@ -56,5 +62,6 @@ def fit_log_density_ratio(p_samples: torch.Tensor, r_samples: torch.Tensor, *,
 
 def unstructured_elbo(log_ratio: Callable[[torch.Tensor], torch.Tensor],
                       codes: torch.Tensor) -> torch.Tensor:
-    """E_R[log P(z)/R(z)] = −KL(R(z) || P(z)): the unstructured model's ELBO minus its const."""
+    """E_R[log P(z)/R(z)] = −KL(R(z) || P(z)): the unstructured model's expected ELBO minus its
+    const (infonce-is-a-vae Eq. 14; ssvae Eq. 9), averaged over ``codes`` (N, d) ~ R(z)."""
     return log_ratio(codes).mean()

@@ -31,7 +31,8 @@ def _check_square(scores: torch.Tensor) -> int:
 
 
 def infonce_log_ratio(scores: torch.Tensor) -> torch.Tensor:
-    """Per row i: log f(z_i, z'_i) / Σ_j f(z_i, z'_j) — the term I_N averages (B,)."""
+    """Per row i: log f(z_i, z'_i) / Σ_j f(z_i, z'_j) — the term I_N (arXiv:2107.02495v3
+    Eq. 6) averages before adding log N; shape (B,)."""
     return torch.diagonal(scores) - torch.logsumexp(scores, dim=1)
 
 
@@ -61,7 +62,8 @@ def pairing_log_probs(scores: torch.Tensor) -> torch.Tensor:
 
 
 def pair_retrieval_accuracy(scores: torch.Tensor) -> float:
-    """Fraction of rows i whose most probable partner under P(j | i) is j = i."""
+    """Fraction of rows i whose most probable partner under P(j | i) ∝ f(z_i, z'_j)
+    (arXiv:2107.02495v3 App. A.1, Eq. 34) is j = i."""
     _check_square(scores)
     pred = scores.argmax(dim=1)
     return float((pred == torch.arange(len(scores), device=scores.device)).float().mean())

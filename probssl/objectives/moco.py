@@ -15,6 +15,9 @@ import torch.nn.functional as F
 
 def moco_infonce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
                  temperature: float = 0.2) -> torch.Tensor:
+    """MoCo's loss, He et al. 2020 (arXiv:1911.05722) Eq. 1: the cross-entropy of picking each
+    query's key among [key, queue] with logits q·k/τ, everything L2-normalised and no gradient
+    through the keys. q, k (N, D), queue (K, D) -> scalar, the mean over the N queries."""
     q = F.normalize(q.float(), dim=-1)
     k = F.normalize(k.float(), dim=-1).detach()
     pos = (q * k).sum(-1, keepdim=True)
@@ -25,7 +28,14 @@ def moco_infonce(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
 
 @torch.no_grad()
 def momentum_update(online: torch.nn.Module, target: torch.nn.Module, momentum: float) -> None:
-    """target <- m·target + (1 − m)·online, parameter by parameter (buffers copied)."""
+    """target <- m·target + (1 − m)·online, parameter by parameter (buffers copied): MoCo's
+    momentum update, He et al. 2020 (arXiv:1911.05722) Eq. 2.
+
+        >>> online, target = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+        >>> momentum_update(online, target, momentum=0.0)
+        >>> torch.equal(target.weight, online.weight)
+        True
+    """
     for p_t, p_o in zip(target.parameters(), online.parameters(), strict=True):
         p_t.mul_(momentum).add_(p_o.detach(), alpha=1 - momentum)
     for b_t, b_o in zip(target.buffers(), online.buffers(), strict=True):

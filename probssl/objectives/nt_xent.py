@@ -21,7 +21,12 @@ from probssl.objectives.collectives import gather_with_grad
 
 
 def nt_xent(z: torch.Tensor, temperature: float = 0.7) -> torch.Tensor:
-    """z (B, J, D) codes of this rank's images -> scalar loss (mean over local anchors)."""
+    """NT-Xent of the module docstring (Chen et al. 2020, arXiv:2002.05709 Eq. 1, for J ≥ 2
+    views): z (B, J, D) codes of this rank's images -> scalar loss (mean over local anchors).
+
+        >>> nt_xent(torch.randn(8, 2, 16), temperature=0.5).shape
+        torch.Size([])
+    """
     b, j, _ = z.shape
     if j < 2:
         raise ValueError("NT-Xent needs at least two views per image")

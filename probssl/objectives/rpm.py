@@ -24,7 +24,12 @@ LOG_2PI = math.log(2 * math.pi)
 
 def diag_gaussian_log_prob(z: torch.Tensor, mean: torch.Tensor,
                            logvar: torch.Tensor | float) -> torch.Tensor:
-    """log N(z; mean, diag exp(logvar)) summed over the last dim (broadcasting)."""
+    """log N(z; mean, diag exp(logvar)) summed over the last dim (broadcasting), e.g. the
+    Gaussian recognition densities R_φ(z|x) whose mixture is the marginal R(z) (Eq. 29/37).
+
+        >>> diag_gaussian_log_prob(torch.zeros(2), torch.zeros(2), 0.0)
+        tensor(-1.8379)
+    """
     logvar = torch.as_tensor(logvar, dtype=z.dtype, device=z.device)
     return -0.5 * (((z - mean) ** 2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
 

@@ -48,7 +48,8 @@ def simvae_elbo(x: torch.Tensor, decoder_out: torch.Tensor, mean: torch.Tensor,
                 logvar: torch.Tensor, z: torch.Tensor, *, prior_var: float = 0.15,
                 likelihood: str = "gaussian", likelihood_var: float = 0.02
                 ) -> dict[str, torch.Tensor]:
-    """Per-sample ELBO_SSL terms; x (B, J, C, H, W), decoder_out like x, mean/logvar/z (B, J, D).
+    """Per-sample ELBO_SSL terms (arXiv:2402.01399 Eq. 4 with the prior of Eq. 9);
+    x (B, J, C, H, W), decoder_out like x, mean/logvar/z (B, J, D).
 
     Returns shape-(B,) tensors: ``elbo`` = ``log_lik`` + ``entropy`` + ``log_prior`` (each
     summed over the J views).
@@ -74,6 +75,12 @@ def simvae_reference_code_loss(x: torch.Tensor, decoder_out: torch.Tensor,
       term a Gaussian p(y)).
 
     The released code sums this over the batch (so Adam, with eps 1e-4, sees a summed loss).
+
+        >>> x, code = torch.rand(3, 2, 1, 4, 4), torch.zeros(3, 2, 5)
+        >>> terms = simvae_reference_code_loss(x, torch.zeros_like(x), code, code,
+        ...                                    prior_var=0.15, likelihood="gaussian")
+        >>> terms["loss"].shape
+        torch.Size([3])
     """
     if likelihood == "bernoulli":
         rec = F.binary_cross_entropy(torch.sigmoid(decoder_out).clamp(1e-7, 1 - 1e-7), x,

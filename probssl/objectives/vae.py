@@ -21,18 +21,29 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 def gaussian_kl_to_standard(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, diag e^logvar) || N(0, I)) summed over the last dim: shape (...,)."""
+    """KL(N(mean, diag e^logvar) || N(0, I)) summed over the last dim: shape (...,). The KL
+    term of the ELBO (arXiv:2107.02495v3 Eq. 2) with the prior P(z) = N(0, I)."""
     return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(-1)
 
 
 def gaussian_entropy(logvar: torch.Tensor) -> torch.Tensor:
-    """Entropy of N(., diag e^logvar) summed over the last dim: 0.5 * sum(log 2 pi e sigma^2)."""
+    """Entropy of N(., diag e^logvar) summed over the last dim: 0.5 * sum(log 2 pi e sigma^2),
+    the entropy terms H[q(z^j|x^j)] of ELBO_SSL (arXiv:2402.01399 Eq. 4).
+
+        >>> gaussian_entropy(torch.zeros(1, 2))
+        tensor([2.8379])
+    """
     return 0.5 * (logvar + LOG_2PI + 1.0).sum(-1)
 
 
 def reparameterise(mean: torch.Tensor, logvar: torch.Tensor,
                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """z = mean + sigma * eps, eps ~ N(0, I)."""
+    """z = mean + sigma * eps, eps ~ N(0, I), sigma = exp(logvar / 2) (the reparameterisation
+    trick; ``generator`` draws eps from a stream of its own).
+
+        >>> reparameterise(torch.zeros(4, 2), torch.zeros(4, 2)).shape
+        torch.Size([4, 2])
+    """
     # randn_like without a generator: torch.compile traces it (an explicit generator=None
     # argument breaks the graph); same default stream, same numbers
     eps = torch.randn_like(mean) if generator is None else torch.randn(
@@ -41,7 +52,12 @@ def reparameterise(mean: torch.Tensor, logvar: torch.Tensor,
 
 
 def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, var: float) -> torch.Tensor:
-    """log N(x; mean, var I), summed over all but the first dim: shape (N,)."""
+    """log N(x; mean, var I), summed over all but the first dim: shape (N,). The Gaussian
+    log p(x|z) of the ELBO's reconstruction term (arXiv:2107.02495v3 Eq. 2).
+
+        >>> gaussian_log_likelihood(torch.zeros(1, 2), torch.zeros(1, 2), 1.0)
+        tensor([-1.8379])
+    """
     sq = (x - mean).pow(2).flatten(1).sum(1)
     d = x[0].numel()
     return -0.5 * sq / var - 0.5 * d * (math.log(var) + LOG_2PI)
@@ -50,14 +66,20 @@ def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, var: float) -> 
 def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """log Bernoulli(x; sigmoid(logits)), summed over all but the first dim: shape (N,).
 
-    ``x`` may be fractional in [0, 1] (continuous relaxation, as in most VAE code).
+    ``x`` may be fractional in [0, 1] (continuous relaxation, as in most VAE code). The
+    Bernoulli log p(x|z) of the ELBO's reconstruction term (arXiv:2107.02495v3 Eq. 2).
+
+        >>> bernoulli_log_likelihood(torch.ones(1, 2), torch.zeros(1, 2))
+        tensor([-1.3863])
     """
     return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
 
 
 def log_likelihood(x: torch.Tensor, decoder_out: torch.Tensor, likelihood: str,
                    var: float) -> torch.Tensor:
-    """log p(x|z) per image for the decoder's raw output (logits)."""
+    """log p(x|z) per image for the decoder's raw output (logits): the reconstruction term of
+    the ELBO (arXiv:2107.02495v3 Eq. 2) under the ``gaussian`` (mean sigmoid(logits),
+    variance ``var``) or ``bernoulli`` likelihood."""
     if likelihood == "gaussian":
         return gaussian_log_likelihood(x, torch.sigmoid(decoder_out), var)
     if likelihood == "bernoulli":
@@ -68,7 +90,8 @@ def log_likelihood(x: torch.Tensor, decoder_out: torch.Tensor, likelihood: str,
 def vae_elbo(x: torch.Tensor, decoder_out: torch.Tensor, mean: torch.Tensor,
              logvar: torch.Tensor, *, likelihood: str = "gaussian", likelihood_var: float = 0.02,
              beta: float = 1.0) -> dict[str, torch.Tensor]:
-    """Per-image ELBO terms (one-sample Monte Carlo for the reconstruction term).
+    """Per-image ELBO terms (arXiv:2107.02495v3 Eq. 2 with P(z) = N(0, I), the KL weighted by
+    ``beta``; one-sample Monte Carlo for the reconstruction term).
 
     Returns a dict of shape-(N,) tensors: ``elbo`` = ``log_lik`` - beta * ``kl``.
     """

@@ -38,7 +38,12 @@ def vicreg_terms(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4
                  ) -> dict[str, torch.Tensor]:
     """z (B, J, D) local codes -> the three unweighted terms (scalars) as the loss weights
     them: invariance = mean over view pairs of s, variance = mean over views of v,
-    covariance = 2 × mean over views of c (= c(Z) + c(Z') at J = 2; module docstring)."""
+    covariance = 2 × mean over views of c (= c(Z) + c(Z') at J = 2; module docstring).
+
+        >>> terms = vicreg_terms(torch.randn(8, 3, 4))  # 8 images, J = 3 views, D = 4
+        >>> {k: v.shape for k, v in terms.items()}
+        {'invariance': torch.Size([]), 'variance': torch.Size([]), 'covariance': torch.Size([])}
+    """
     b, j, d = z.shape
     if j < 2:
         raise ValueError("VICReg needs at least two views per image")
@@ -59,6 +64,14 @@ def vicreg_terms(z: torch.Tensor, gamma: float = 1.0, eps: float = 1e-4
 
 def vicreg_loss(z: torch.Tensor, sim_coeff: float = 25.0, std_coeff: float = 25.0,
                 cov_coeff: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """λ·invariance + μ·variance + ν·covariance of :func:`vicreg_terms` (Bardes et al. 2022,
+    arXiv:2105.04906, weighted as the released code: module docstring); z (B, J, D) ->
+    (scalar loss, the unweighted terms).
+
+        >>> loss, terms = vicreg_loss(torch.randn(8, 2, 4))
+        >>> loss.shape, sorted(terms)
+        (torch.Size([]), ['covariance', 'invariance', 'variance'])
+    """
     t = vicreg_terms(z)
     loss = sim_coeff * t["invariance"] + std_coeff * t["variance"] + cov_coeff * t["covariance"]
     return loss, t

@@ -32,6 +32,9 @@ class PriorContext:
 
 
 class RPMPrior(nn.Module):
+    """Base class of the priors P_θ(z, z') of the RPM (arXiv:2107.02495v3 Eq. 9), which enter the
+    ELBO of Eq. 15-16: ``log_prob(z, zp, ctx)`` returns log P_θ(z_i, z'_i) of the B aligned
+    pairs, shape (B,); ``log_params`` the learned scalars worth logging."""
     def __init__(self, dim: int):
         super().__init__()
         self.dim = dim

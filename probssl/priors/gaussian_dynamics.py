@@ -29,6 +29,14 @@ class GaussianDynamicsPriorConfig(ComponentConfig):
 
 @register_prior("gaussian-dynamics", config=GaussianDynamicsPriorConfig)
 class GaussianDynamicsPrior(RPMPrior):
+    """Gaussian latent-dynamics prior: z ~ N(m, diag s0²), z' = A z + b + noise, noise ~ N(0, s² I),
+    all learned: probssl's own prior for the RPM ELBO of arXiv:2107.02495v3 Eq. 15-16
+    (``probssl verify-theory`` checks Eq. 17-18 with it). ``ctx`` is not needed.
+
+        >>> prior = GaussianDynamicsPrior(dim=2)
+        >>> prior.log_prob(torch.zeros(3, 2), torch.zeros(3, 2)).shape
+        torch.Size([3])
+    """
     def __init__(self, dim: int, init_A: float = 1.0, init_noise: float = 0.5):
         super().__init__(dim)
         self.A = nn.Parameter(init_A * torch.eye(dim))

@@ -18,6 +18,9 @@ from probssl.priors.base import PriorContext, RPMPrior, register_prior
 
 @register_prior("infonce")
 class InfoNCEPrior(RPMPrior):
+    """The InfoNCE prior (arXiv:2107.02495v3 Eq. 21-22), built from any critic:
+    log P(z, z') = log R(z) + log R(z') + log f(z, z') − log Z(z), with log Z(z) =
+    log mean_j f(z, z'_j) over the batch's z', from the critic scores in ``ctx.scores``."""
     def log_prob(self, z, zp, ctx: PriorContext) -> torch.Tensor:
         if ctx.scores is None:
             raise ValueError("the InfoNCE prior needs the critic score matrix")

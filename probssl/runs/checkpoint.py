@@ -34,6 +34,7 @@ MAX_SIDECAR_BYTES = 4096
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
+    """The folder of a run's checkpoints: ``run_dir/checkpoints``."""
     return Path(run_dir) / "checkpoints"
 
 
@@ -102,11 +103,15 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def checkpoint_name(epoch: int, step: int = 0) -> str:
+    """The file name of the checkpoint after ``epoch`` complete epochs (``epoch-0003.pt``) or
+    ``step`` steps into the next one (``epoch-0003-step-000050.pt``)."""
     return f"epoch-{epoch:04d}.pt" if step == 0 else f"epoch-{epoch:04d}-step-{step:06d}.pt"
 
 
 def save_checkpoint(state: dict[str, Any], run_dir: Path, epoch: int, keep: int,
                     step: int = 0) -> Path:
+    """Write ``state`` atomically (with its ``.sha256``) as the checkpoint (``epoch``, ``step``)
+    of ``run_dir``, then delete all but the newest ``keep`` checkpoints; returns its path."""
     path = checkpoint_dir(run_dir) / checkpoint_name(epoch, step)
     atomic_save(state, path)
     for _, old in list_checkpoints(run_dir)[:-keep]:

@@ -105,6 +105,9 @@ def write_text_file(path: Path, text: str) -> None:
 
 
 def write_run_files(run_dir: Path, resolved: ResolvedRun, extra: dict[str, Any]) -> None:
+    """Write ``config.json`` (the resolved config) and ``meta.json`` (versions, seed, command,
+    host, time, the dataset and the provenance of its training data, then ``extra``) in
+    ``run_dir``, creating it."""
     for name in (CONFIG_FILE, META_FILE):  # both writable, or neither is written
         if (run_dir / name).is_dir():
             raise UserError(f"cannot write {run_dir / name}: it is a directory")

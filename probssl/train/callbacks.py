@@ -50,6 +50,8 @@ def _set_numpy_state(state: Any) -> None:
 
 
 def rng_state(aug_gen: torch.Generator) -> dict[str, Any]:
+    """Every random stream a resumed run needs: Python's, NumPy's, torch's (CPU, and every CUDA
+    device's when there is one) and the augmentation generator ``aug_gen``'s."""
     state = {"python": random.getstate(), "numpy": _numpy_state(),
              "torch": torch.get_rng_state(), "augment": aug_gen.get_state()}
     if torch.cuda.is_available():
@@ -58,6 +60,8 @@ def rng_state(aug_gen: torch.Generator) -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any], aug_gen: torch.Generator) -> None:
+    """Restore the streams of :func:`rng_state` (the CUDA ones only when both the state and this
+    machine have them)."""
     random.setstate(state["python"])
     _set_numpy_state(state["numpy"])
     torch.set_rng_state(state["torch"])
@@ -67,6 +71,8 @@ def set_rng_state(state: dict[str, Any], aug_gen: torch.Generator) -> None:
 
 
 def diverged(run_dir: Path, epoch: int, step: int, loss: torch.Tensor) -> TrainingDiverged:
+    """The :class:`TrainingDiverged` error for a non-finite ``loss`` at 0-based ``epoch`` and
+    ``step`` (reported 1-based), naming the last checkpoint kept in ``run_dir``."""
     last = ckpt.list_checkpoints(run_dir)
     kept = f"checkpoint of epoch {last[-1][0]} ({last[-1][1].name})" if last else \
         "no checkpoint"

@@ -66,6 +66,8 @@ def init_distributed(device_kind: str) -> DistInfo:
 
 def all_reduce_mean(values: dict[str, float], info: DistInfo,
                     device: torch.device) -> dict[str, float]:
+    """Each value averaged over the ranks (one float64 all-reduce); ``values`` itself when not
+    distributed or empty."""
     if not info.enabled or not values:
         return values
     keys = sorted(values)
@@ -94,6 +96,7 @@ def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
 
 
 def barrier(info: DistInfo) -> None:
+    """Wait until every rank gets here (nothing to do outside DDP)."""
     if info.enabled:
         dist.barrier()
 

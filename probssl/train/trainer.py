@@ -82,6 +82,9 @@ def check_device(name: str) -> str:
 
 
 def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
+    """The torch device for ``name`` (``auto``, ``cpu``, ``cuda`` or ``cuda:N``): ``auto`` is CUDA
+    when available; plain ``cuda`` under DDP is this rank's ``cuda:LOCAL_RANK``; CUDA asked for
+    but not available is a :class:`UserError`."""
     name = check_device(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
@@ -94,6 +97,7 @@ def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device
 
 
 def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's (``seed`` mod 2³²) and torch's (CPU and CUDA) generators."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -454,6 +454,10 @@ def train_encoder(method: str, seed: int, cfg: BallsExperimentConfig, win: BallW
 
 def score_run(run: BallsRun, cfg: BallsExperimentConfig, win: BallWindows,
               centres: torch.Tensor) -> dict[str, Any]:
+    """The record of one trained run: both readouts (module docstring) fitted on the first
+    ``cfg.n_train`` frames and their mean distance to the true centres (px) on the held-out
+    and on the training frames, the detector→ball assignment, the losses and the critic's
+    learned parameters."""
     z = embed(run.encoder, win)
     n_tr, k = cfg.n_train, cfg.n_balls
     a = fit_readout(z[:n_tr], centres[:n_tr])
@@ -668,6 +672,8 @@ def _table(cfg, summary, command, machine, wall, trained) -> str:
 
 def config_from_args(quick: bool, seeds: tuple[int, ...] | None, **overrides: Any
                      ) -> BallsExperimentConfig:
+    """:data:`QUICK` (``quick``) or :data:`PAPER` with ``seeds`` and every override that is not
+    None (an option left unset keeps the base value)."""
     base = QUICK if quick else PAPER
     changes = {k: v for k, v in overrides.items() if v is not None}
     if seeds is not None:

@@ -70,6 +70,11 @@ def _prior_heatmap(enc, critic_name: str, critic_state: dict, cfg, video, t: int
 
 def draw_figure(cfg, video, win: BallWindows, encoders: dict[str, tuple[Any, dict | None]],
                 summary: dict[str, Any], path: Path) -> None:
+    """Draw Fig. 1 to ``path`` (PNG): (A) the first held-out frame and each ball's next moves,
+    (B) decoded vs true centres on held-out frames per method (full readout), (C) both
+    readouts' mean distance per method from ``summary``, (D-F) the prior P(z'|z) over ball 0's
+    next location under the rbf, bilinear and ring critics present in ``encoders`` (method ->
+    (encoder, critic state dict or None))."""
     n_tr, k, size = cfg.n_train, cfg.n_balls, cfg.size
     methods = list(encoders)
     fig = Figure(figsize=(4 * max(3, len(methods) + 1), 8), constrained_layout=True)

@@ -25,6 +25,7 @@ from probssl.nn.centre_of_mass import BallEncoder
 
 
 def permutations(k: int) -> torch.Tensor:
+    """The k! permutations of range(k), lexicographic, as a (k!, k) long tensor."""
     return torch.tensor(list(itertools.permutations(range(k))), dtype=torch.long)
 
 
@@ -61,12 +62,17 @@ def fit_readout(z: torch.Tensor, centres: torch.Tensor, max_iter: int = 50) -> t
 
 
 def decode(a: torch.Tensor, z: torch.Tensor, k: int) -> torch.Tensor:
+    """The full readout ``a`` ((D+1), 2K) of :func:`fit_readout` applied to codes ``z`` (N, D):
+    decoded centres (N, K, 2), float64."""
     z = z.double()
     return (torch.cat([z, torch.ones(len(z), 1, dtype=z.dtype)], 1) @ a).view(len(z), k, 2)
 
 
 @torch.no_grad()
 def embed(enc: BallEncoder, win: BallWindows, chunk: int = 256) -> torch.Tensor:
+    """The encoder's codes of every frame of ``win``, (N, 2K) pixel coordinates on the CPU,
+    computed in eval mode (running batch-norm statistics) ``chunk`` frames at a time; the
+    encoder is left in train mode."""
     enc.eval()
     try:
         return torch.cat([windowed_forward(enc, win.index(torch.arange(i, min(i + chunk,

@@ -30,6 +30,9 @@ def _pm(mean, se) -> str:
 
 
 def summary_table(readings: dict[str, Path]) -> str:
+    """Markdown table, one row per (reading, method): both readouts' mean ± s.e. (px), how many
+    seeds diverged, the number of seeds and the reading's settings, from each folder's
+    ``metrics.json`` (``readings``: label -> folder)."""
     lines = ["| reading | method | per-detector (px) | full readout (px) | diverged | seeds | "
              "settings |", "|---|---|---|---|---|---|---|"]
     for label, folder in readings.items():
@@ -82,6 +85,8 @@ def curves_figure(readings: dict[str, Path], path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line (module docstring): print the table of the ``LABEL=FOLDER`` readings and draw
+    ``--curves`` if asked; returns the exit status."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("readings", nargs="+", metavar="LABEL=FOLDER")
     p.add_argument("--curves", default=None, metavar="PNG",
