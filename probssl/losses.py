@@ -48,7 +48,7 @@ class _Loss(nn.Module):
 
 
 class SimVAELoss(_Loss):
-    """−ELBO_SSL of SimVAE per view (arXiv:2402.01399 Eq. 9-10 with the hierarchical prior
+    """−ELBO_SSL of SimVAE per view (arXiv:2402.01399 Eq. 4 with the hierarchical prior of Eq. 9
     p(z^j | y) = N(y, σ² I) integrated over y), averaged over images: probssl's ``simvae``.
 
         criterion = SimVAELoss(prior_var=0.15, likelihood_var=0.02)
@@ -103,7 +103,7 @@ class CRVAELoss(_Loss):
     """CR-VAE (Sinha & Dieng 2021): the ELBOs of an image and of its augmentation minus
     ``weight`` × KL(q(z|t(x)) ‖ q(z|x)), halved (per view) and averaged: probssl's ``cr-vae``.
 
-        criterion = CRVAELoss(weight=1.0)
+        criterion = CRVAELoss(weight=0.1)                 # λ, the cr-vae method's default
         mean, logvar = encoder(torch.cat([x, tx]))       # the image and its augmentation
         z = mean + (0.5 * logvar).exp() * torch.randn_like(mean)
         loss = criterion(torch.cat([x, tx]), decoder(z), mean, logvar)
@@ -116,7 +116,7 @@ class CRVAELoss(_Loss):
         torch.Size([])
     """
 
-    def __init__(self, weight: float = 1.0, likelihood: str = "gaussian",
+    def __init__(self, weight: float = 0.1, likelihood: str = "gaussian",
                  likelihood_var: float = 0.02, beta: float = 1.0) -> None:
         super().__init__()
         self.weight = weight

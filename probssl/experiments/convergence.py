@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from scipy.stats import spearmanr
 
 from probssl.errors import UserError
+from probssl.experiments.figures import mean_se_band
 from probssl.experiments.report import fmt, load_grid, mean_se
 from probssl.runs.format import read_metrics, write_text_file
 from probssl.userio import warn
@@ -214,12 +215,8 @@ def curves_figure(cells: list[Cell], path: Path) -> Path | None:
             if dd != d or not curves:
                 continue
             epochs = sorted(set.intersection(*(set(cv) for cv in curves)))
-            stats = [mean_se([100 * cv[e] for cv in curves]) for e in epochs]
-            means = [m for m, _ in stats]
-            ses = [0.0 if s != s else s for _, s in stats]
-            ax.plot(epochs, means, marker=".", label=f"{lab} ({len(curves)} seeds)")
-            ax.fill_between(epochs, [m - s for m, s in zip(means, ses, strict=True)],
-                            [m + s for m, s in zip(means, ses, strict=True)], alpha=0.2)
+            mean_se_band(ax, [[100 * cv[e] for e in epochs] for cv in curves], x=epochs,
+                         label=f"{lab} ({len(curves)} seeds)", marker=".")
         ax.set_xlabel("epoch"), ax.set_ylabel("online k-NN on the validation split (%)")
         ax.set_title(d), ax.legend(fontsize=7), ax.grid(alpha=0.3)
     fig.tight_layout()

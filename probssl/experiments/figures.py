@@ -15,6 +15,21 @@ from probssl.evaluate.generate import frozen_decoder, reconstruct
 from probssl.runs.format import load_run, read_metrics, read_run_config
 
 
+def mean_se_band(ax, runs: list[list[float]], x: list | None = None, label: str | None = None,
+                 color: str | None = None, alpha: float = 0.2, **plot_kw) -> None:
+    """Seed mean of ``runs`` (equal-length curves; the longer ones are cut to the shortest)
+    as a line with a ± one standard error band, on matplotlib axes ``ax``; ``x`` defaults
+    to 1, 2, ... (epochs). A single run gets no band."""
+    n = min(len(r) for r in runs)
+    t = torch.tensor([r[:n] for r in runs], dtype=torch.float64)
+    mean = t.mean(0)
+    se = t.std(0) / len(runs) ** 0.5 if len(runs) > 1 else torch.zeros(n)
+    x = list(x[:n]) if x is not None else list(range(1, n + 1))
+    line = ax.plot(x, mean.tolist(), label=label, color=color, **plot_kw)[0]
+    ax.fill_between(x, (mean - se).tolist(), (mean + se).tolist(), alpha=alpha,
+                    color=line.get_color())
+
+
 def _show(img: torch.Tensor) -> np.ndarray:
     img = img.clamp(0, 1).cpu()
     return img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()

@@ -9,7 +9,7 @@ view of every other image as a negative:
 
 averaged over the anchors (J = 2: the usual NT-Xent). The denominator includes the positives,
 as in SimCLR. Under DDP the anchors are this rank's views and the candidates every rank's, via
-:func:`probssl.train.distributed.gather_with_grad`.
+:func:`probssl.objectives.collectives.gather_with_grad`.
 """
 
 from __future__ import annotations

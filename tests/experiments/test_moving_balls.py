@@ -264,3 +264,14 @@ def test_results_saved_before_a_setting_existed_are_still_found(tmp_path):
     assert run_experiment(replace(cfg, optimizer="adam"), out, progress=False)["trained_now"] == 1
     with pytest.raises(UserError, match="optimizer must be one of sgd, adam"):
         replace(cfg, optimizer="lbfgs")
+
+
+def test_summary_of_a_folder_that_is_not_a_result_is_one_line(tmp_path):
+    from probssl.errors import UserError
+
+    for text in ('{"config": {}}', "[1, 2]", "\xff not json"):
+        (tmp_path / "metrics.json").write_text(text, encoding="latin-1")
+        with pytest.raises(UserError, match="not a moving-balls result"):
+            summary_table({"x": tmp_path})
+        with pytest.raises(UserError, match="not a moving-balls result"):
+            curves_figure({"x": tmp_path}, tmp_path / "c.png")

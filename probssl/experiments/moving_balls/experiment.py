@@ -659,7 +659,8 @@ def _table(cfg, summary, command, machine, wall, trained) -> str:
                   "the other seeds."]
     lines += ["", f"Protocol: {cfg.frames} frames of {cfg.size}x{cfg.size}, {cfg.n_balls} balls of "
               f"{cfg.diameter:g} px moving {cfg.diameter:g} px per frame; encoders trained on the "
-              f"first {cfg.n_train} frames ({cfg.epochs} epochs, SGD lr {cfg.lr:g}, "
+              f"first {cfg.n_train} frames ({cfg.epochs} epochs, "
+              f"{'SGD' if cfg.optimizer == 'sgd' else 'Adam'} lr {cfg.lr:g}, "
               f"{cfg.batch_pairs} pairs per batch; critics see {cfg.coordinates} coordinates); "
               "both readouts fitted on those frames; distance measured on the last "
               f"{cfg.frames - cfg.n_train} frames; mean ± s.e. over seeds "

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure  # no pyplot: no GUI backend chosen, none n
 
 from probssl.critics import build_critic
 from probssl.data.moving_balls import render
+from probssl.experiments.figures import mean_se_band
 from probssl.experiments.moving_balls.readout import (
     critic_coordinates,
     decode,
@@ -165,14 +166,7 @@ def loss_curves(cfg, results: dict, path: Path) -> None:
     for ax, m in zip(axes, methods, strict=True):
         runs = [results[(m, s)]["losses"] for s in cfg.seeds
                 if results[(m, s)].get("losses") and not results[(m, s)].get("diverged")]
-        n = min(len(r) for r in runs)
-        t = torch.tensor([r[:n] for r in runs], dtype=torch.float64)
-        mean = t.mean(0)
-        se = t.std(0) / len(runs) ** 0.5 if len(runs) > 1 else torch.zeros(n)
-        epochs = list(range(1, n + 1))
-        ax.plot(epochs, mean.tolist(), color=COLOURS[m])
-        ax.fill_between(epochs, (mean - se).tolist(), (mean + se).tolist(), alpha=0.25,
-                        color=COLOURS[m])
+        mean_se_band(ax, runs, color=COLOURS[m], alpha=0.25)
         ax.set_title(f"{LABELS[m]} ({len(runs)} seeds)", fontsize=8)
         ax.set_xlabel("epoch"), ax.set_ylabel("training loss"), ax.grid(alpha=0.3)
     fig.savefig(path, dpi=100)

@@ -72,14 +72,15 @@ def decode(a: torch.Tensor, z: torch.Tensor, k: int) -> torch.Tensor:
 def embed(enc: BallEncoder, win: BallWindows, chunk: int = 256) -> torch.Tensor:
     """The encoder's codes of every frame of ``win``, (N, 2K) pixel coordinates on the CPU,
     computed in eval mode (running batch-norm statistics) ``chunk`` frames at a time; the
-    encoder is left in train mode."""
+    encoder is left in the mode it was in."""
+    was_training = enc.training
     enc.eval()
     try:
         return torch.cat([windowed_forward(enc, win.index(torch.arange(i, min(i + chunk,
                                                                               len(win)))))
                           for i in range(0, len(win), chunk)]).cpu()
     finally:
-        enc.train()
+        enc.train(was_training)
 
 
 COORDINATES = ("raw", "centred", "unit")

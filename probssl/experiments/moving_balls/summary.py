@@ -15,10 +15,10 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 from matplotlib.figure import Figure
 
 from probssl.errors import UserError
+from probssl.experiments.figures import mean_se_band
 from probssl.experiments.moving_balls.experiment import PAPER
 from probssl.experiments.moving_balls.figure import LABELS
 
@@ -29,6 +29,19 @@ def _pm(mean, se) -> str:
     return f"{mean:.2f}" + ("" if se is None or se != se else f" ± {se:.2f}")
 
 
+def _read_result(folder: str | Path) -> dict:
+    """``FOLDER/metrics.json`` of a moving-balls experiment; anything else is one line."""
+    path = Path(folder) / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not a moving-balls result ({exc})") from None
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("config"), dict) or \
+            not isinstance(metrics.get("summary"), dict):
+        raise UserError(f"{path}: not a moving-balls result (no 'config' and 'summary')")
+    return metrics
+
+
 def summary_table(readings: dict[str, Path]) -> str:
     """Markdown table, one row per (reading, method): both readouts' mean ± s.e. (px), how many
     seeds diverged, the number of seeds and the reading's settings, from each folder's
@@ -36,15 +49,12 @@ def summary_table(readings: dict[str, Path]) -> str:
     lines = ["| reading | method | per-detector (px) | full readout (px) | diverged | seeds | "
              "settings |", "|---|---|---|---|---|---|---|"]
     for label, folder in readings.items():
-        path = Path(folder) / "metrics.json"
-        try:
-            metrics = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"{path}: not a moving-balls result ({exc})") from None
+        metrics = _read_result(folder)
         # a setting added after the run was made has the default the run had
         cfg = {**asdict(PAPER), **metrics["config"]}
         settings = (f"{cfg['coordinates']} coords, {cfg['negatives']} negatives, "
-                    f"{cfg['balls']} balls, lr {cfg['lr']:g}, {cfg['epochs']} epochs")
+                    f"{cfg['balls']} balls, {cfg['optimizer']} lr {cfg['lr']:g}, "
+                    f"{cfg['epochs']} epochs")
         for m, s in metrics["summary"].items():
             n_div = len(s.get("diverged_seeds", []))
             lines.append(f"| {label} | {LABELS.get(m, m)} | "
@@ -59,7 +69,7 @@ def curves_figure(readings: dict[str, Path], path: Path) -> Path:
     method, one line per reading: whether the runs had settled when they stopped."""
     by_method: dict[str, dict[str, list[list[float]]]] = {}
     for label, folder in readings.items():
-        metrics = json.loads((Path(folder) / "metrics.json").read_text())
+        metrics = _read_result(folder)
         for run in metrics["runs"]:
             if run.get("losses") and not run.get("diverged"):
                 by_method.setdefault(run["method"], {}).setdefault(label, []).append(
@@ -69,13 +79,7 @@ def curves_figure(readings: dict[str, Path], path: Path) -> Path:
     axes = fig.subplots(1, max(1, len(methods)), squeeze=False)[0]
     for ax, m in zip(axes, methods, strict=False):
         for label, runs in by_method[m].items():
-            n = min(len(r) for r in runs)
-            t = torch.tensor([r[:n] for r in runs], dtype=torch.float64)
-            mean = t.mean(0)
-            se = t.std(0) / len(runs) ** 0.5 if len(runs) > 1 else torch.zeros(n)
-            x = list(range(1, n + 1))
-            ax.plot(x, mean.tolist(), label=f"{label} ({len(runs)})")
-            ax.fill_between(x, (mean - se).tolist(), (mean + se).tolist(), alpha=0.2)
+            mean_se_band(ax, runs, label=f"{label} ({len(runs)})")
         ax.set_title(LABELS.get(m, m), fontsize=8)
         ax.set_yscale("symlog", linthresh=1.0)  # losses span 0.1 to thousands
         ax.set_xlabel("epoch"), ax.set_ylabel("training loss (symlog)"), ax.grid(alpha=0.3)
