@@ -30,7 +30,12 @@ from probssl.cli.common import (
 from probssl.config import TrainConfig
 from probssl.errors import UserError
 from probssl.experiments.throughput import METHODS as THROUGHPUT_METHODS
-from probssl.experiments.throughput import format_table, run_throughput
+from probssl.experiments.throughput import (
+    PAPER_DATASETS,
+    bench_device,
+    format_table,
+    run_throughput,
+)
 from probssl.methods import get_method_spec
 from probssl.runs.provenance import command_line, machine_line
 from probssl.userio import check_output_dir, check_output_file
@@ -70,9 +75,17 @@ def cmd_throughput(args: argparse.Namespace) -> int:
             raise UserError(f"bench throughput measures {', '.join(THROUGHPUT_METHODS)}; "
                             f"not {', '.join(unknown)}")
         methods = {m: THROUGHPUT_METHODS[m] for m in names}
+    datasets = None
+    if args.datasets:
+        datasets = comma_list(args.datasets)
+        unknown = [d for d in datasets if d not in PAPER_DATASETS]
+        if unknown:
+            raise UserError(f"bench throughput projects the paper's datasets "
+                            f"{', '.join(PAPER_DATASETS)}; not {', '.join(unknown)}")
+    device = bench_device(args.device or "auto")
     t0 = time.perf_counter()
-    result = run_throughput(quick=args.quick, methods=methods,
-                            log=lambda m: print(m, file=sys.stderr))
+    result = run_throughput(quick=args.quick, methods=methods, device=device,
+                            datasets=datasets, log=lambda m: print(m, file=sys.stderr))
     result.update(command=command_line(), machine=machine_line(),
                   wall_seconds=time.perf_counter() - t0)
     print(format_table(result))

@@ -1,19 +1,27 @@
-"""``probssl bench throughput``: measured ratios against measured limits, in one process run.
+"""``probssl bench throughput [--device cpu|cuda|auto]``: measured ratios against measured
+limits, in one process run, on any device.
 
 Absolute times on shared machines are noisy; ratios taken side by side are not (as much). So
-every figure here is paired with its reference, measured in the same run:
+every figure here is paired with its reference, timed in rounds alternating with it
+(:func:`interleaved`), and a utilisation above 1 is reported as an invalid measurement:
 
-* **roofline**: the machine's dense fp32 matmul rate (sgemm) at sizes like the MLP preset's
-  layers; the best of them is the peak used for model FLOP utilisation (MFU).
-* **training** (simvae, vae, simclr, vicreg; MLP preset, MNIST-sized images, 128 images × J
-  views): the trainer's step alone (``train_step`` on pre-augmented views) and end to end
-  (a ``Trainer`` epoch without callbacks: batched augmentation included), in views/s and
-  as MFU = model FLOPs per step (counted by
-  ``torch.utils.flop_counter`` on a real forward + backward) / step time / peak.
-* **augmentation**: views/s of the batched pipeline and of the same ops applied image by
-  image in a Python loop (how PIL/torchvision pipelines in DataLoader workers work).
-* **evaluation**: kNN over 60,000 × 10,000 embeddings of dimension 64, and the linear and
-  MLP probes' 200 epochs on cached 60,000 × 64 embeddings.
+* **roofline at the model's own shapes**: every matmul and convolution one training step
+  runs (forward and backward, :class:`DenseOps`), replayed alone on the device in the dtypes
+  the step used (fp32 on CPU; bf16 under the trainer's autocast on CUDA, where the same
+  shapes are also timed in fp32 and TF32). MFU = model FLOPs per step (counted by
+  ``torch.utils.flop_counter``) / step time / that roofline's rate. The device's best sgemm
+  rate (fp32; on CUDA also TF32 and bf16) is reported beside it for context.
+* **training** (simvae, vae, simclr, vicreg at their J; per dataset the paper's architecture:
+  MLP on MNIST-sized, ResNet on CIFAR10- and CelebA-sized images; 128 images × J views): the
+  trainer's step alone (``train_step`` on pre-augmented views) and end to end (a ``Trainer``
+  epoch without callbacks: batched augmentation on the device included), in views/s and MFU,
+  with peak device memory on CUDA and the projected wall time of one paper epoch and of the
+  paper's protocol (its epochs × 3 seeds, one run at a time) on MNIST (60k), CIFAR10 (50k)
+  and CelebA (162k).
+* **augmentation**: views/s of the batched pipeline on the device and of the same ops applied
+  image by image in a Python loop (how PIL/torchvision pipelines in DataLoader workers work).
+* **evaluation**: kNN over 60,000 × 10,000 embeddings of dimension 64 on the device, and the
+  linear and MLP probes' 200 epochs on cached 60,000 × 64 embeddings.
 
 Inputs are synthetic tensors of the right shapes (speed does not depend on pixel values), so
 the benchmark needs no dataset.
@@ -50,66 +58,165 @@ METHODS = {"simvae": 10, "vae": 1, "simclr": 2, "vicreg": 2}  # method -> J
 IMAGE_SHAPE = (1, 28, 28)
 
 
+# the paper's datasets for the projections (training images); shapes, architectures and
+# latent sizes come from probssl's dataset registry, J/batch/epochs from the paper preset
+PAPER_DATASETS = {"mnist": 60_000, "cifar10": 50_000, "celeba": 162_770}
+PAPER_SEEDS = 3
+
+
+def bench_device(name: str) -> torch.device:
+    """``auto`` (CUDA when there is one), ``cpu``, ``cuda`` or ``cuda:N``, checked: asking
+    for CUDA on a machine without it is one user error."""
+    from probssl.train.trainer import check_device  # lazy: the trainer imports much
+
+    name = check_device(name)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _sync(device: torch.device | None) -> None:
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], min_seconds: float, min_calls: int = 3,
+                warmup: int = 2, device: torch.device | None = None, rounds: int = 5
+                ) -> dict[str, float]:
+    """Seconds per call of each function, timed in alternating rounds (round r of every
+    function before round r + 1 of any), the median round of each. A reference and what is
+    measured against it then see the same machine state, so a neighbour's burst cannot skew
+    their ratio the way timings minutes apart can. On CUDA every round ends with a
+    synchronisation, so queued kernels are counted."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    _sync(device)
+    per: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            calls, t0 = 0, time.perf_counter()
+            while calls < min_calls or time.perf_counter() - t0 < min_seconds / rounds:
+                fn()
+                calls += 1
+                if device is not None and device.type == "cuda" and calls >= min_calls:
+                    _sync(device)  # the clock means something only once the queue drained
+            _sync(device)
+            per[name].append((time.perf_counter() - t0) / calls)
+    return {k: sorted(v)[len(v) // 2] for k, v in per.items()}
+
+
 def timeit(fn: Callable[[], Any], min_seconds: float, min_calls: int = 3,
-           warmup: int = 2) -> float:
+           warmup: int = 2, device: torch.device | None = None) -> float:
     """Seconds per call: ``warmup`` untimed calls, then calls until ``min_seconds`` passed;
     the median over 3 such rounds (robust to a neighbour's burst on a shared machine)."""
-    for _ in range(warmup):
-        fn()
-    rounds = []
-    for _ in range(3):
-        calls, t0 = 0, time.perf_counter()
-        while calls < min_calls or time.perf_counter() - t0 < min_seconds / 3:
-            fn()
-            calls += 1
-        rounds.append((time.perf_counter() - t0) / calls)
-    return sorted(rounds)[1]
+    return interleaved({"fn": fn}, min_seconds, min_calls, warmup, device, rounds=3)["fn"]
 
 
-def sgemm_peak(min_seconds: float) -> dict:
-    """GFLOP/s of fp32 matmuls shaped like the MLP preset's layers (M = 128 × J rows)."""
+def sgemm_peak(min_seconds: float, device: torch.device | None = None) -> dict:
+    """GFLOP/s of fp32 matmuls shaped like the MLP preset's layers (M = 128 × J rows) on
+    ``device``; on CUDA also with TF32 and in bfloat16 (the dtypes a GPU step can use)."""
+    device = device or torch.device("cpu")
     sizes = [(1280, 784, 1024), (1280, 1024, 1024), (2560, 1024, 1024), (2048, 2048, 2048)]
-    rates = {}
-    for m, k, n in sizes:
-        a, b = torch.randn(m, k), torch.randn(k, n)
-        out = torch.empty(m, n)
-        s = timeit(lambda a=a, b=b, out=out: torch.mm(a, b, out=out), min_seconds / len(sizes))
-        rates[f"{m}x{k}x{n}"] = 2 * m * k * n / s / 1e9
-    return {"gflops_by_shape": rates, "peak_gflops": max(rates.values()),
-            "threads": torch.get_num_threads()}
+    modes = {"fp32": (torch.float32, False)}
+    if device.type == "cuda":
+        modes.update(tf32=(torch.float32, True), bf16=(torch.bfloat16, False))
+    out: dict = {"threads": torch.get_num_threads(), "device": str(device)}
+    for mode, (dtype, tf32) in modes.items():
+        rates = {}
+        with _tf32(device, tf32):
+            for m, k, n in sizes:
+                a = torch.randn(m, k, device=device, dtype=dtype)
+                b = torch.randn(k, n, device=device, dtype=dtype)
+                c = torch.empty(m, n, device=device, dtype=dtype)
+                s = timeit(lambda a=a, b=b, c=c: torch.mm(a, b, out=c),
+                           min_seconds / len(sizes) / len(modes), device=device)
+                rates[f"{m}x{k}x{n}"] = 2 * m * k * n / s / 1e9
+        key = "" if mode == "fp32" else f"_{mode}"
+        out[f"gflops_by_shape{key}"] = rates
+        out[f"peak_gflops{key}"] = max(rates.values())
+    return out
 
 
-class _MatmulShapes(TorchDispatchMode):
-    """Records (m, k, n) of every matrix product a function runs (forward and backward)."""
+class _tf32:
+    """TF32 matmuls and convolutions on or off for a block (CUDA only; restored after)."""
+
+    def __init__(self, device: torch.device, on: bool) -> None:
+        self.cuda, self.on = device.type == "cuda", on
+
+    def __enter__(self):
+        if self.cuda:
+            self.old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+            torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = self.on
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.cuda:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self.old
+
+
+@dataclass(frozen=True)
+class _TensorSpec:
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    dtype: torch.dtype
+    device: torch.device
+
+
+# the dense ops the roofline replays: matrix products and convolutions, forward and backward
+_DENSE_OPS = {"mm", "addmm", "bmm", "convolution", "convolution_backward",
+              "cudnn_convolution", "mkldnn_convolution"}
+
+
+class DenseOps(TorchDispatchMode):
+    """Records every matmul and convolution a function runs with its arguments' shapes,
+    strides and dtypes; :meth:`replay` runs exactly those ops alone on fresh tensors — the
+    roofline at the model's own shapes (what the step would cost with no overhead at all)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.shapes: list[tuple[int, int, int]] = []
+        self.calls: list[tuple[Any, Any, Any]] = []
+
+    @staticmethod
+    def _spec(a):
+        if isinstance(a, torch.Tensor):
+            return _TensorSpec(tuple(a.shape), a.stride(), a.dtype, a.device)
+        if isinstance(a, (list, tuple)):
+            return type(a)(DenseOps._spec(x) for x in a)
+        if isinstance(a, dict):
+            return {k: DenseOps._spec(v) for k, v in a.items()}
+        return a
+
+    @staticmethod
+    def _make(spec, dtype):
+        if isinstance(spec, _TensorSpec):
+            dt = dtype if (dtype is not None and spec.dtype.is_floating_point) else spec.dtype
+            # one storage as large as the strides reach (an expanded tensor's stride 0 shares
+            # elements), filled, then viewed with the recorded strides
+            size = 1 + sum((n - 1) * st for n, st in zip(spec.shape, spec.stride, strict=True)
+                           if n > 0) if all(spec.shape) else 0
+            base = torch.empty(size, dtype=dt, device=spec.device)
+            base = base.normal_() if dt.is_floating_point else base.zero_()
+            return base.as_strided(spec.shape, spec.stride)
+        if isinstance(spec, (list, tuple)):
+            return type(spec)(DenseOps._make(x, dtype) for x in spec)
+        if isinstance(spec, dict):
+            return {k: DenseOps._make(v, dtype) for k, v in spec.items()}
+        return spec
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func is torch.ops.aten.mm.default:
-            a, b = args[0], args[1]
-            self.shapes.append((a.shape[0], a.shape[1], b.shape[1]))
-        elif func is torch.ops.aten.addmm.default:
-            a, b = args[1], args[2]
-            self.shapes.append((a.shape[0], a.shape[1], b.shape[1]))
+        if func.overloadpacket.__name__ in _DENSE_OPS:
+            self.calls.append((func, self._spec(args), self._spec(kwargs or {})))
         return func(*args, **(kwargs or {}))
 
+    def replay(self, dtype: torch.dtype | None = None) -> Callable[[], None]:
+        """A function running every recorded op once (``dtype``: floating tensors cast)."""
+        prepared = [(f, self._make(a, dtype), self._make(k, dtype)) for f, a, k in self.calls]
 
-def matmul_bound_seconds(fn: Callable[[], Any], min_seconds: float) -> float:
-    """Time the model's own matrix products would take alone: every (m, k, n) it runs,
-    timed as a plain sgemm. Step time / this = overhead beyond the matmuls."""
-    with _MatmulShapes() as rec:
-        fn()
-    total = 0.0
-    counts: dict[tuple[int, int, int], int] = {}
-    for sh in rec.shapes:
-        counts[sh] = counts.get(sh, 0) + 1
-    for (m, k, n), c in counts.items():
-        a, b, out = torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)
-        total += c * timeit(lambda a=a, b=b, out=out: torch.mm(a, b, out=out),
-                            min_seconds / max(len(counts), 1), min_calls=5)
-    return total
+        def run() -> None:
+            for f, a, k in prepared:
+                f(*a, **k)
+        return run
 
 
 def profile_top_ops(fn: Callable[[], Any], rows: int = 8) -> str:
@@ -131,6 +238,12 @@ def count_flops(fn: Callable[[], Any]) -> int:
     return int(counter.get_total_flops())
 
 
+def utilisation(value: float) -> float | None:
+    """A utilisation, or None when it is above 1: the reference was timed slower than the
+    work it bounds, so the measurement is invalid (never a result)."""
+    return value if value <= 1.0 else None
+
+
 @dataclass
 class MethodThroughput:
     method: str
@@ -149,58 +262,118 @@ class MethodThroughput:
     def row(self) -> dict:
         step_rate = self.flops_per_step / self.step_seconds / 1e9
         e2e_rate = self.flops_per_step / self.end_to_end_seconds / 1e9
-        return {"method": self.method, "J": self.n_views, "batch": self.batch,
-                "views_per_s": self.views / self.end_to_end_seconds,
-                "views_per_s_step": self.views / self.step_seconds,
-                "gflop_per_step": self.flops_per_step / 1e9,
-                "gflops_step": step_rate, "gflops_end_to_end": e2e_rate,
-                "mfu_step": step_rate / self.peak_gflops,
-                "mfu_end_to_end": e2e_rate / self.peak_gflops,
-                # the step against its own matmuls timed alone at the same shapes
-                "matmul_fraction_step": self.extra["matmul_seconds"] / self.step_seconds,
-                **({"profile": self.extra["profile"]} if "profile" in self.extra else {})}
+        mfu_step, mfu_e2e = step_rate / self.peak_gflops, e2e_rate / self.peak_gflops
+        row = {"method": self.method, "J": self.n_views, "batch": self.batch,
+               "views_per_s": self.views / self.end_to_end_seconds,
+               "views_per_s_step": self.views / self.step_seconds,
+               "step_ms": 1e3 * self.step_seconds,
+               "end_to_end_ms": 1e3 * self.end_to_end_seconds,
+               "gflop_per_step": self.flops_per_step / 1e9,
+               "gflops_step": step_rate, "gflops_end_to_end": e2e_rate,
+               "peak_gflops": self.peak_gflops,
+               "mfu_step": utilisation(mfu_step), "mfu_end_to_end": utilisation(mfu_e2e),
+               **self.extra}
+        invalid = [k for k in ("mfu_step", "mfu_end_to_end") if row[k] is None]
+        if invalid:
+            row["invalid"] = (f"{', '.join(invalid)} above 1: the reference was timed slower "
+                              "than the step it bounds (a noisy machine); not a result")
+        return row
 
 
-def method_throughput(name: str, n_views: int, peak: float, batch: int = 128,
+def method_throughput(name: str, n_views: int, peak: float | None = None, batch: int = 128,
                       min_seconds: float = 3.0, seed: int = 0, profile: bool = False,
-                      steps_per_epoch: int = 4) -> MethodThroughput:
+                      steps_per_epoch: int = 4, device: torch.device | None = None,
+                      dataset: str = "mnist", amp: bool | None = None) -> MethodThroughput:
     """The trainer's own step (:func:`probssl.train.loop.train_step`) on pre-made views, and
     end to end the trainer's own epoch (:class:`probssl.train.loop.Trainer`: data order,
-    batched augmentation, step, metric sums) with no callbacks (no logging, checkpoints or
-    progress bar), over ``steps_per_epoch`` batches of synthetic images."""
+    batched augmentation on ``device``, step, metric sums) with no callbacks (no logging,
+    checkpoints or progress bar), over ``steps_per_epoch`` batches of synthetic images shaped
+    like ``dataset``'s, with its paper architecture.
+
+    The roofline is the model's own matmuls and convolutions replayed alone
+    (:class:`DenseOps`), timed in rounds alternating with the step and the epoch
+    (:func:`interleaved`); ``peak`` (GFLOP/s) replaces it when given. ``amp``: bfloat16
+    autocast (default: on CUDA, as the trainer)."""
+    from probssl.data import DATASETS
+
+    device = device or torch.device("cpu")
+    amp = device.type == "cuda" if amp is None else amp
+    info = DATASETS[dataset]
+    shape = tuple(info.image_shape)
     torch.manual_seed(seed)
-    cfg = make_method_config(name, {"n_views": n_views}, arch="mlp", latent_dim=10)
-    method = build_method(name, cfg, IMAGE_SHAPE)
-    opt = build_optimizer(method, name="adam", lr=1e-4, fused=True)
-    aug_cfg = get_preset("mnist")
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.randint(0, 256, (batch * steps_per_epoch, *IMAGE_SHAPE), dtype=torch.uint8,
-                           generator=gen)
+    cfg = make_method_config(name, {"n_views": n_views}, arch=info.architecture,
+                             latent_dim=info.latent_dim)
+    method = build_method(name, cfg, shape).to(device)
+    opt = build_optimizer(method, name="adam", lr=1e-4,
+                          fused=device.type in ("cpu", "cuda"))
+    aug_cfg = get_preset(info.augmentation)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    images = torch.randint(0, 256, (batch * steps_per_epoch, *shape), dtype=torch.uint8,
+                           generator=gen, device=device)
     source = make_view_source("augment", images, n_views, aug_cfg, gen)
-    views = source(torch.arange(batch))
+    views = source(torch.arange(batch, device=device))
     trainer = Trainer(method, opt, source, source.n_items, batch_size=batch, epochs=1,
-                      seed=seed, device=torch.device("cpu"))
+                      seed=seed, device=device, amp=amp)
 
     def step() -> None:
-        train_step(method, views, opt)
+        train_step(method, views, opt, amp=amp)
 
     def epoch() -> None:
         trainer.history.clear()
         trainer.run_epoch(0)
 
     def forward_backward() -> None:
-        loss, _ = method(views)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss, _ = method(views)
         loss.backward()
 
     flops = count_flops(forward_backward)
-    mm_s = matmul_bound_seconds(forward_backward, min_seconds)
+    with DenseOps() as dense:
+        forward_backward()
     opt.zero_grad(set_to_none=True)
-    step_s = timeit(step, min_seconds)
-    e2e_s = timeit(epoch, min_seconds, warmup=1) / steps_per_epoch
-    extra = {"matmul_seconds": mm_s}
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    fns = {"step": step, "epoch": epoch}
+    if peak is None:
+        fns["roofline"] = dense.replay()  # the dtypes the step ran in (bf16 under autocast)
+        if device.type == "cuda":  # the same shapes in fp32, without and with TF32
+            for mode, tf32 in (("fp32", False), ("tf32", True)):
+                run = dense.replay(torch.float32)
+
+                def fn(run=run, tf32=tf32) -> None:
+                    with _tf32(device, tf32):
+                        run()
+                fns[f"roofline_{mode}"] = fn
+    t = interleaved(fns, min_seconds, device=device)
+    extra: dict[str, Any] = {"device": str(device), "dataset": dataset,
+                             "arch": info.architecture, "image_shape": list(shape),
+                             "amp": amp, "roofline": "given" if peak is not None else
+                             "the model's own matmuls and convolutions, replayed alone"}
+    if peak is None:
+        peak = flops / t["roofline"] / 1e9
+        for mode in ("fp32", "tf32"):
+            if f"roofline_{mode}" in t:
+                extra[f"roofline_gflops_{mode}"] = flops / t[f"roofline_{mode}"] / 1e9
+    if device.type == "cuda":
+        extra["peak_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     if profile:
         extra["profile"] = profile_top_ops(step)
-    return MethodThroughput(name, n_views, batch, step_s, e2e_s, flops, peak, extra)
+    return MethodThroughput(name, n_views, batch, t["step"], t["epoch"] / steps_per_epoch,
+                            flops, peak, extra)
+
+
+def projections(row: dict, dataset: str) -> dict:
+    """Projected wall time of one paper epoch and of the paper's protocol (its epochs × 3
+    seeds) on the benchmarked device, from the measured end-to-end step of ``row``."""
+    from probssl.config import preset_values
+
+    train, _ = preset_values("paper", row["method"], dataset)
+    steps = -(-PAPER_DATASETS[dataset] // train["batch_size"])
+    epoch_s = steps * row["end_to_end_ms"] / 1e3
+    return {"paper_epochs": train["epochs"], "paper_epoch_seconds": epoch_s,
+            "paper_protocol_hours": epoch_s * train["epochs"] * PAPER_SEEDS / 3600,
+            "paper_train_images": PAPER_DATASETS[dataset]}
+
 
 
 def per_sample_augment(images: torch.Tensor, n_views: int, cfg, gen) -> torch.Tensor:
@@ -211,27 +384,33 @@ def per_sample_augment(images: torch.Tensor, n_views: int, cfg, gen) -> torch.Te
 
 
 def augmentation_throughput(preset: str, shape: tuple[int, int, int], batch: int = 128,
-                            n_views: int = 10, min_seconds: float = 2.0) -> dict:
+                            n_views: int = 10, min_seconds: float = 2.0,
+                            device: torch.device | None = None) -> dict:
     """Views per second of the batched pipeline (``preset`` on ``batch`` synthetic uint8 images of
-    ``shape``, ``n_views`` views each) and of the same ops image by image
+    ``shape``, ``n_views`` views each, on ``device``) and of the same ops image by image
     (:func:`per_sample_augment`), and their ratio."""
+    device = device or torch.device("cpu")
     cfg = get_preset(preset)
-    gen = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, generator=gen)
-    batched = timeit(lambda: augmented_views(images, n_views, cfg, gen), min_seconds)
+    gen = torch.Generator(device=device).manual_seed(0)
+    images = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, generator=gen,
+                           device=device)
     small = images[:16]  # the loop is slow; its rate per view does not depend on the batch
-    looped = timeit(lambda: per_sample_augment(small, n_views, cfg, gen), min_seconds,
-                    min_calls=1, warmup=1)
+    t = interleaved({"batched": lambda: augmented_views(images, n_views, cfg, gen),
+                     "looped": lambda: per_sample_augment(small, n_views, cfg, gen)},
+                    min_seconds, min_calls=1, warmup=1, device=device, rounds=3)
+    batched, looped = t["batched"], t["looped"]
     batched_rate = batch * n_views / batched
     looped_rate = len(small) * n_views / looped
     return {"preset": preset, "image_shape": list(shape), "batch": batch, "J": n_views,
             "views_per_s_batched": batched_rate, "views_per_s_per_sample": looped_rate,
-            "augmentation_speedup": batched_rate / looped_rate}
+            "augmentation_speedup": batched_rate / looped_rate, "device": str(device)}
 
 
-def evaluation_throughput(quick: bool) -> dict:
+def evaluation_throughput(quick: bool, device: torch.device | None = None) -> dict:
     """Seconds of kNN (k = 1..15) over 60,000 × 10,000 synthetic 64-d embeddings, and of the
-    linear and MLP probes' 200 epochs (``quick``: 10 epochs timed, scaled to 200)."""
+    linear and MLP probes' 200 epochs (``quick``: 10 epochs timed, scaled to 200), on
+    ``device``."""
+    device = device or torch.device("cpu")
     g = torch.Generator().manual_seed(0)
     n_train, n_test, d = 60_000, 10_000, 64
     centres = torch.randn(10, d, generator=g) * 2
@@ -239,15 +418,20 @@ def evaluation_throughput(quick: bool) -> dict:
     y_te = torch.randint(0, 10, (n_test,), generator=g)
     z_tr = centres[y_tr] + torch.randn(n_train, d, generator=g)
     z_te = centres[y_te] + torch.randn(n_test, d, generator=g)
+    on_device = [t.to(device) for t in (z_tr, y_tr, z_te, y_te)]
+    _sync(device)
     t0 = time.perf_counter()
-    knn = knn_accuracy(z_tr, y_tr, z_te, y_te, range(1, 16))
+    knn = knn_accuracy(*on_device, range(1, 16))
+    _sync(device)
     knn_s = time.perf_counter() - t0
     epochs = 10 if quick else 200
     out = {"knn_seconds": knn_s, "knn_shape": [n_train, n_test, d], "knn_best": knn["best"],
-           "probe_epochs_run": epochs}
+           "probe_epochs_run": epochs, "device": str(device)}
     for name, hidden in (("linear", None), ("mlp", d)):
         t0 = time.perf_counter()
-        train_probe(z_tr, y_tr, z_te, y_te, hidden=hidden, epochs=epochs)
+        # the probe takes host arrays and trains on ``device`` (its copy is timed too)
+        train_probe(z_tr, y_tr, z_te, y_te, hidden=hidden, epochs=epochs, device=device)
+        _sync(device)
         s = time.perf_counter() - t0
         # quick mode runs 10 epochs and scales to 200 (epochs cost the same)
         out[f"{name}_probe_seconds_200_epochs"] = s * 200 / epochs
@@ -328,50 +512,102 @@ def memory_and_scaling(log: Callable[[str], None]) -> dict:
 
 
 def run_throughput(quick: bool = False, methods: dict[str, int] | None = None,
-                   log: Callable[[str], None] = print) -> dict:
-    """The benchmark of the module docstring: the sgemm roofline, each method's step and
-    end-to-end throughput and MFU (``methods``: name -> J, default :data:`METHODS`),
-    augmentation and evaluation; unless ``quick`` also operator profiles, peak memory and DDP
-    scaling (in subprocesses). Returns the dict :func:`format_table` lays out."""
+                   log: Callable[[str], None] = print, device: str | torch.device = "cpu",
+                   datasets: list[str] | None = None) -> dict:
+    """The benchmark of the module docstring on ``device``: the sgemm reference, each
+    (method, dataset)'s step and end-to-end throughput and MFU against the roofline at its
+    own shapes (``methods``: name -> J, default :data:`METHODS`; ``datasets``: of
+    :data:`PAPER_DATASETS`, default MNIST on CPU and all three on CUDA) with the projected
+    wall time of the paper's protocol, augmentation and evaluation; unless ``quick`` also
+    operator profiles, peak memory and DDP scaling (CPU, in subprocesses). Returns the dict
+    :func:`format_table` lays out."""
+    device = bench_device(str(device)) if not isinstance(device, torch.device) else device
+    datasets = datasets or (["mnist"] if device.type == "cpu" else list(PAPER_DATASETS))
     secs = 1.0 if quick else 4.0
-    log(f"[throughput] torch {torch.__version__}, {torch.get_num_threads()} threads")
-    peak = sgemm_peak(secs)
-    log(f"[throughput] sgemm peak {peak['peak_gflops']:.1f} GFLOP/s")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    log(f"[throughput] torch {torch.__version__}, {device} ({name}), "
+        f"{torch.get_num_threads()} threads")
+    peak = sgemm_peak(secs, device)
+    log(f"[throughput] sgemm fp32 peak {peak['peak_gflops']:.1f} GFLOP/s"
+        + (f", bf16 {peak['peak_gflops_bf16']:.1f}" if "peak_gflops_bf16" in peak else ""))
     rows = []
-    for name, j in (methods or METHODS).items():
-        r = method_throughput(name, j, peak["peak_gflops"], min_seconds=secs,
-                              profile=not quick and name in ("simvae", "vae")).row()
-        log(f"[throughput] {name}: {r['views_per_s']:.0f} views/s end to end, MFU step "
-            f"{100 * r['mfu_step']:.0f} %, end to end {100 * r['mfu_end_to_end']:.0f} %")
-        rows.append(r)
-    aug = [augmentation_throughput("mnist", (1, 28, 28), min_seconds=secs),
-           augmentation_throughput("cifar10", (3, 32, 32), min_seconds=secs)]
+    for dataset in datasets:
+        for method, j in (methods or METHODS).items():
+            r = method_throughput(method, j, min_seconds=secs, device=device, dataset=dataset,
+                                  profile=not quick and device.type == "cpu"
+                                  and method in ("simvae", "vae")).row()
+            r.update(projections(r, dataset))
+            r["mfu_vs_sgemm_peak"] = r["gflops_end_to_end"] / peak.get(
+                "peak_gflops_bf16" if r["amp"] else "peak_gflops", peak["peak_gflops"])
+            shown = ("INVALID (" + r["invalid"] + ")") if "invalid" in r else (
+                f"MFU step {100 * r['mfu_step']:.0f} %, end to end "
+                f"{100 * r['mfu_end_to_end']:.0f} %")
+            log(f"[throughput] {method} on {dataset}-sized data: {r['views_per_s']:.0f} "
+                f"views/s end to end, {shown}; paper protocol "
+                f"{r['paper_protocol_hours']:.1f} h")
+            rows.append(r)
+    aug = [augmentation_throughput("mnist", (1, 28, 28), min_seconds=secs, device=device),
+           augmentation_throughput("cifar10", (3, 32, 32), min_seconds=secs, device=device)]
     for a in aug:
         log(f"[throughput] augmentation {a['preset']}: {a['augmentation_speedup']:.0f}x the "
             "per-sample loop")
-    ev = evaluation_throughput(quick)
+    ev = evaluation_throughput(quick, device)
     log(f"[throughput] kNN 60k x 10k d=64: {ev['knn_seconds']:.2f} s")
-    result = {"quick": quick, "roofline": peak, "methods": rows, "augmentation": aug,
-              "evaluation": ev}
-    if not quick:
+    result = {"quick": quick, "device": str(device), "device_name": name, "roofline": peak,
+              "methods": rows, "augmentation": aug, "evaluation": ev}
+    if not quick and device.type == "cpu":
         result["system"] = memory_and_scaling(log)
     return result
 
 
+def _pct(v: float | None) -> str:
+    return "invalid" if v is None else f"{100 * v:.0f} %"
+
+
+def _hours(h: float) -> str:
+    return f"{h * 60:.0f} min" if h < 1 else f"{h:.1f} h"
+
+
 def format_table(result: dict) -> str:
     """The markdown tables of a :func:`run_throughput` result."""
-    peak = result["roofline"]["peak_gflops"]
-    lines = [f"Roofline: sgemm fp32 peak {peak:.1f} GFLOP/s "
-             f"({result['roofline']['threads']} threads; per shape: "
-             + ", ".join(f"{k} {v:.1f}" for k, v in result["roofline"]["gflops_by_shape"].items())
-             + ")", "",
-             "| method | J | views/s (end to end) | views/s (step) | GFLOP/step | MFU step | "
-             "MFU end to end | step vs its own matmuls |", "|---|---|---|---|---|---|---|---|"]
+    roof = result["roofline"]
+    peak = roof["peak_gflops"]
+    lines = [f"Device: {result.get('device', 'cpu')} ({result.get('device_name', 'CPU')}). "
+             f"Reference: sgemm fp32 peak {peak:.1f} GFLOP/s "
+             + "".join(f", {m} {roof[f'peak_gflops_{m}']:.1f}" for m in ("tf32", "bf16")
+                       if f"peak_gflops_{m}" in roof) + " "
+             + f"({roof['threads']} CPU threads; fp32 per shape: "
+             + ", ".join(f"{k} {v:.1f}" for k, v in roof["gflops_by_shape"].items()) + ")",
+             "", "MFU = model FLOPs per step (forward + backward, counted) / time, against the "
+             "roofline at the model's own shapes: its matmuls and convolutions replayed "
+             "alone on the device, timed in rounds alternating with the step (a utilisation "
+             "above 1 is reported as invalid, never as a result).", "",
+             "| method | data | arch | J | views/s (end to end) | step ms | GFLOP/step | "
+             "roofline GFLOP/s | MFU step | MFU end to end | vs sgemm peak | peak MiB | "
+             "paper epoch | paper protocol (epochs × 3 seeds) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["methods"]:
-        lines.append(f"| {r['method']} | {r['J']} | {r['views_per_s']:.0f} | "
-                     f"{r['views_per_s_step']:.0f} | {r['gflop_per_step']:.2f} | "
-                     f"{100 * r['mfu_step']:.0f} % | {100 * r['mfu_end_to_end']:.0f} % | "
-                     f"{100 * r['matmul_fraction_step']:.0f} % |")
+        mem = f"{r['peak_memory_mib']:.0f}" if "peak_memory_mib" in r else "—"
+        lines.append(f"| {r['method']} | {r.get('dataset', 'mnist')} | {r.get('arch', 'mlp')} | "
+                     f"{r['J']} | {r['views_per_s']:.0f} | {r['step_ms']:.1f} | "
+                     f"{r['gflop_per_step']:.2f} | {r['peak_gflops']:.0f} | "
+                     f"{_pct(r['mfu_step'])} | {_pct(r['mfu_end_to_end'])} | "
+                     f"{100 * r['mfu_vs_sgemm_peak']:.0f} % | {mem} | "
+                     f"{r['paper_epoch_seconds']:.0f} s | "
+                     f"{_hours(r['paper_protocol_hours'])} ({r['paper_epochs']}) |")
+    by_data: dict[str, list[dict]] = {}
+    for r in result["methods"]:
+        by_data.setdefault(r.get("dataset", "mnist"), []).append(r)
+    lines.append("")
+    for d, rs in by_data.items():
+        total = sum(r["paper_protocol_hours"] for r in rs)
+        lines.append(f"Projected paper column on {d} ({rs[0]['paper_train_images']:,} training "
+                     f"images; {', '.join(r['method'] for r in rs)} × {PAPER_SEEDS} seeds, "
+                     f"one run at a time): {_hours(total)}.")
+    invalid = [r for r in result["methods"] if "invalid" in r]
+    if invalid:
+        lines += [""] + [f"INVALID measurement for {r['method']} on {r['dataset']}: "
+                         f"{r['invalid']}." for r in invalid]
     lines += ["", "| augmentation | views/s batched | views/s per-sample loop | speedup |",
               "|---|---|---|---|"]
     for a in result["augmentation"]:
