@@ -63,25 +63,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_throughput(args: argparse.Namespace) -> int:
+def _chosen(flag: str | None, allowed, what: str) -> list[str] | None:
+    """The comma list of ``flag`` (None when not given), each name one of ``allowed``."""
+    if not flag:
+        return None
+    names = comma_list(flag)
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise UserError(f"bench throughput {what} {', '.join(allowed)}; "
+                        f"not {', '.join(unknown)}")
+    return names
 
+
+def cmd_throughput(args: argparse.Namespace) -> int:
     if args.json is not None:
         check_output_file(args.json, "--json")
-    methods = THROUGHPUT_METHODS
-    if args.methods:
-        names = comma_list(args.methods)
-        unknown = [m for m in names if m not in THROUGHPUT_METHODS]
-        if unknown:
-            raise UserError(f"bench throughput measures {', '.join(THROUGHPUT_METHODS)}; "
-                            f"not {', '.join(unknown)}")
-        methods = {m: THROUGHPUT_METHODS[m] for m in names}
-    datasets = None
-    if args.datasets:
-        datasets = comma_list(args.datasets)
-        unknown = [d for d in datasets if d not in PAPER_DATASETS]
-        if unknown:
-            raise UserError(f"bench throughput projects the paper's datasets "
-                            f"{', '.join(PAPER_DATASETS)}; not {', '.join(unknown)}")
+    names = _chosen(args.methods, THROUGHPUT_METHODS, "measures")
+    methods = {m: THROUGHPUT_METHODS[m] for m in names} if names else THROUGHPUT_METHODS
+    datasets = _chosen(args.datasets, PAPER_DATASETS, "projects the paper's datasets")
     device = bench_device(args.device or "auto")
     t0 = time.perf_counter()
     result = run_throughput(quick=args.quick, methods=methods, device=device,
