@@ -6,11 +6,13 @@ every figure here is paired with its reference, timed in rounds alternating with
 (:func:`interleaved`), and a utilisation above 1 is reported as an invalid measurement:
 
 * **roofline at the model's own shapes**: every matmul and convolution one training step
-  runs (forward and backward, :class:`DenseOps`), replayed alone on the device in the dtypes
-  the step used (fp32 on CPU; bf16 under the trainer's autocast on CUDA, where the same
-  shapes are also timed in fp32 and TF32). MFU = model FLOPs per step (counted by
-  ``torch.utils.flop_counter``) / step time / that roofline's rate. The device's best sgemm
-  rate (fp32; on CUDA also TF32 and bf16) is reported beside it for context.
+  runs (forward and backward, :class:`DenseOps`), each distinct one timed alone on the
+  device with its inputs hot in cache; Σ count × time is the step's dense work at the best
+  rate the device reaches at each shape, in the dtypes the step used (fp32 on CPU; bf16
+  under the trainer's autocast on CUDA, where the same shapes are also timed in fp32 and
+  TF32). MFU = model FLOPs per step (counted by ``torch.utils.flop_counter``) / step time /
+  that roofline's rate. The device's best sgemm rate (fp32; on CUDA also TF32 and bf16) is
+  reported beside it for context.
 * **training** (simvae, vae, simclr, vicreg at their J; per dataset the paper's architecture:
   MLP on MNIST-sized, ResNet on CIFAR10- and CelebA-sized images; 128 images × J views): the
   trainer's step alone (``train_step`` on pre-augmented views) and end to end (a ``Trainer``
@@ -81,13 +83,14 @@ def _sync(device: torch.device | None) -> None:
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], min_seconds: float, min_calls: int = 3,
-                warmup: int = 2, device: torch.device | None = None, rounds: int = 5
-                ) -> dict[str, float]:
+                warmup: int = 2, device: torch.device | None = None, rounds: int = 5,
+                seconds: dict[str, float] | None = None) -> dict[str, float]:
     """Seconds per call of each function, timed in alternating rounds (round r of every
     function before round r + 1 of any), the median round of each. A reference and what is
     measured against it then see the same machine state, so a neighbour's burst cannot skew
     their ratio the way timings minutes apart can. On CUDA every round ends with a
-    synchronisation, so queued kernels are counted."""
+    synchronisation, so queued kernels are counted. ``seconds``: a function's own total
+    time budget instead of ``min_seconds``."""
     for fn in fns.values():
         for _ in range(warmup):
             fn()
@@ -96,7 +99,8 @@ def interleaved(fns: dict[str, Callable[[], Any]], min_seconds: float, min_calls
     for _ in range(rounds):
         for name, fn in fns.items():
             calls, t0 = 0, time.perf_counter()
-            while calls < min_calls or time.perf_counter() - t0 < min_seconds / rounds:
+            budget = (seconds or {}).get(name, min_seconds) / rounds
+            while calls < min_calls or time.perf_counter() - t0 < budget:
                 fn()
                 calls += 1
                 if device is not None and device.type == "cuda" and calls >= min_calls:
@@ -170,8 +174,9 @@ _DENSE_OPS = {"mm", "addmm", "bmm", "convolution", "convolution_backward",
 
 class DenseOps(TorchDispatchMode):
     """Records every matmul and convolution a function runs with its arguments' shapes,
-    strides and dtypes; :meth:`replay` runs exactly those ops alone on fresh tensors — the
-    roofline at the model's own shapes (what the step would cost with no overhead at all)."""
+    strides and dtypes; :meth:`distinct` runs exactly those ops alone on
+    fresh tensors — the roofline at the model's own shapes (what the step would cost with no
+    overhead at all)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -209,14 +214,23 @@ class DenseOps(TorchDispatchMode):
             self.calls.append((func, self._spec(args), self._spec(kwargs or {})))
         return func(*args, **(kwargs or {}))
 
-    def replay(self, dtype: torch.dtype | None = None) -> Callable[[], None]:
-        """A function running every recorded op once (``dtype``: floating tensors cast)."""
-        prepared = [(f, self._make(a, dtype), self._make(k, dtype)) for f, a, k in self.calls]
-
-        def run() -> None:
-            for f, a, k in prepared:
-                f(*a, **k)
-        return run
+    def distinct(self, dtype: torch.dtype | None = None) -> list[tuple[Callable[[], Any], int]]:
+        """Each distinct recorded op (same function, shapes, strides and dtypes) as a function
+        running it once on its own fresh tensors, with how many times the step ran it. Timed
+        one by one with their inputs hot in cache, Σ count × time is the step's dense work
+        at the device's best rate for each shape: a roofline the step cannot beat."""
+        groups: dict[str, list] = {}
+        for f, a, k in self.calls:
+            key = f"{f}|{a}|{k}"
+            if key in groups:
+                groups[key][3] += 1
+            else:
+                groups[key] = [f, a, k, 1]
+        out = []
+        for f, a, k, count in groups.values():
+            args, kwargs = self._make(a, dtype), self._make(k, dtype)
+            out.append(((lambda f=f, args=args, kwargs=kwargs: f(*args, **kwargs)), count))
+        return out
 
 
 def profile_top_ops(fn: Callable[[], Any], rows: int = 8) -> str:
@@ -290,7 +304,7 @@ def method_throughput(name: str, n_views: int, peak: float | None = None, batch:
     checkpoints or progress bar), over ``steps_per_epoch`` batches of synthetic images shaped
     like ``dataset``'s, with its paper architecture.
 
-    The roofline is the model's own matmuls and convolutions replayed alone
+    The roofline is the model's own matmuls and convolutions, each timed alone
     (:class:`DenseOps`), timed in rounds alternating with the step and the epoch
     (:func:`interleaved`); ``peak`` (GFLOP/s) replaces it when given. ``amp``: bfloat16
     autocast (default: on CUDA, as the trainer)."""
@@ -333,22 +347,37 @@ def method_throughput(name: str, n_views: int, peak: float | None = None, batch:
     opt.zero_grad(set_to_none=True)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    fns = {"step": step, "epoch": epoch}
+    fns: dict[str, Callable[[], Any]] = {"step": step, "epoch": epoch}
+    budget: dict[str, float] = {}
+    counts: dict[str, list[tuple[str, int]]] = {}
     if peak is None:
-        fns["roofline"] = dense.replay()  # the dtypes the step ran in (bf16 under autocast)
-        if device.type == "cuda":  # the same shapes in fp32, without and with TF32
-            for mode, tf32 in (("fp32", False), ("tf32", True)):
-                run = dense.replay(torch.float32)
-
-                def fn(run=run, tf32=tf32) -> None:
-                    with _tf32(device, tf32):
-                        run()
-                fns[f"roofline_{mode}"] = fn
-    t = interleaved(fns, min_seconds, device=device)
+        # the dtypes the step ran in (bf16 under autocast); on CUDA the same shapes in fp32,
+        # without and with TF32
+        modes = [("roofline", None, None)]
+        if device.type == "cuda":
+            modes += [("roofline_fp32", torch.float32, False), ("roofline_tf32", torch.float32,
+                                                                 True)]
+        for key, dtype, tf32 in modes:
+            ops = dense.distinct(dtype)
+            counts[key] = []
+            for i, (op, count) in enumerate(ops):
+                op_name = f"{key}/{i}"
+                if tf32 is None:
+                    fns[op_name] = op
+                else:
+                    def fn(op=op, tf32=tf32) -> None:
+                        with _tf32(device, tf32):
+                            op()
+                    fns[op_name] = fn
+                budget[op_name] = 0.25 * min_seconds / len(ops)  # an op alone is quick to time
+                counts[key].append((op_name, count))
+    t = interleaved(fns, min_seconds, device=device, seconds=budget)
+    for key, ops in counts.items():
+        t[key] = sum(count * t[op_name] for op_name, count in ops)
     extra: dict[str, Any] = {"device": str(device), "dataset": dataset,
                              "arch": info.architecture, "image_shape": list(shape),
                              "amp": amp, "roofline": "given" if peak is not None else
-                             "the model's own matmuls and convolutions, replayed alone"}
+                             "the model's own matmuls and convolutions, each timed alone"}
     if peak is None:
         peak = flops / t["roofline"] / 1e9
         for mode in ("fp32", "tf32"):
@@ -579,9 +608,9 @@ def format_table(result: dict) -> str:
              + f"({roof['threads']} CPU threads; fp32 per shape: "
              + ", ".join(f"{k} {v:.1f}" for k, v in roof["gflops_by_shape"].items()) + ")",
              "", "MFU = model FLOPs per step (forward + backward, counted) / time, against the "
-             "roofline at the model's own shapes: its matmuls and convolutions replayed "
-             "alone on the device, timed in rounds alternating with the step (a utilisation "
-             "above 1 is reported as invalid, never as a result).", "",
+             "roofline at the model's own shapes: its matmuls and convolutions, each timed "
+             "alone on the device with its inputs in cache, in rounds alternating with the "
+             "step (a utilisation above 1 is reported as invalid, never as a result).", "",
              "| method | data | arch | J | views/s (end to end) | step ms | GFLOP/step | "
              "roofline GFLOP/s | MFU step | MFU end to end | vs sgemm peak | peak MiB | "
              "paper epoch | paper protocol (epochs × 3 seeds) |",
