@@ -604,7 +604,7 @@ def format_table(result: dict) -> str:
     lines = [f"Device: {result.get('device', 'cpu')} ({result.get('device_name', 'CPU')}). "
              f"Reference: sgemm fp32 peak {peak:.1f} GFLOP/s "
              + "".join(f", {m} {roof[f'peak_gflops_{m}']:.1f}" for m in ("tf32", "bf16")
-                       if f"peak_gflops_{m}" in roof) + " "
+                       if f"peak_gflops_{m}" in roof)
              + f"({roof['threads']} CPU threads; fp32 per shape: "
              + ", ".join(f"{k} {v:.1f}" for k, v in roof["gflops_by_shape"].items()) + ")",
              "", "MFU = model FLOPs per step (forward + backward, counted) / time, against the "
