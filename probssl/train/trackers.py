@@ -242,6 +242,11 @@ def log_run_evaluation(loaded: Any, result: dict[str, Any]) -> None:
     config names W&B or MLflow; nothing otherwise."""
     names = tuple(n for n in parse_loggers(getattr(loaded.resolved.train, "logger",
                                                    "tensorboard")) if n in _OPENERS)
-    if names:
+    if not names:
+        return
+    try:
         log_evaluation(Path(loaded.run_dir), names, loaded.resolved.config_dict(), result)
+    except UserError as exc:  # the evaluation itself is written; say what did not reach
+        warn(f"{exc}; the evaluation is in {Path(loaded.run_dir) / 'eval.json'} but not in "
+             "the tracker")
 

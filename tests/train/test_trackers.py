@@ -66,6 +66,13 @@ def test_mlflow_gets_config_epochs_resume_and_evaluation(tmp_path, monkeypatch, 
     assert got.info.status == "FINISHED"
     exp = client.get_experiment(got.info.experiment_id)
     assert exp.name == "probssl-test"
+    # a tracker that is gone does not undo the evaluation: one warning line, exit 0
+    (run / TRACKERS_FILE).write_text(json.dumps({"mlflow": {
+        "run_id": ids["run_id"], "tracking_uri": f"sqlite:///{tmp_path}/gone/x/mlflow.db"}}))
+    capsys.readouterr()
+    _evaluate(run)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "warning" in err[0] and "not in the tracker" in err[0], err
 
 
 def _wandb_records(run: Path) -> list:
