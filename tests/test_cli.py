@@ -25,7 +25,8 @@ def test_train_evaluate_embed_export_end_to_end(tmp_path):
                 "1", "--out", run, "--no-progress")
     assert p.returncode == 0, p.stderr
     assert "trained vae on digits for 3 epochs" in p.stdout
-    p = run_cli("evaluate", run, "--probe-epochs", "5")
+    p = run_cli("evaluate", run, "--probe-epochs", "5", "--gmm-n-init", "1", "--no-mlp-probe",
+                "--fid-features", "none")
     assert p.returncode == 0, p.stderr
     assert "kNN best" in p.stdout and "linear probe" in p.stdout and "Protocol:" in p.stdout
     result = json.loads((run / "eval.json").read_text())
