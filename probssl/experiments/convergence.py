@@ -151,6 +151,7 @@ def report_lines(cells: list[Cell], paired_with: str | None = None,
                              f"{','.join(map(str, epochs))} | " + " | ".join(cols)
                              + f" | {secs:.0f} |")
             lines.append("")
+        lines += factor_lines({lab: by[(lab, dataset)] for lab in labels}, dataset)
         conv = {lab: convergence(by[(lab, dataset)]) for lab in labels}
         if any(v is not None for v in conv.values()):
             lines += [f"## Convergence on {dataset}: online k-NN on the validation split "
@@ -184,6 +185,34 @@ def report_lines(cells: list[Cell], paired_with: str | None = None,
                 lines.append(f"| {lab} | " + " | ".join(cols) + " |")
             lines.append("")
     return lines
+
+
+def factor_lines(by_label: dict[str, dict[int, Cell]], dataset: str) -> list[str]:
+    """The per-factor probe table (data with ground-truth factors, e.g. ``shapes``): for each
+    label and factor the mean ± s.e. over seeds of R² (continuous) or accuracy (discrete),
+    ×100, with the seeds' values; nothing when no cell has factors."""
+    names: list[str] = []
+    for seeds in by_label.values():
+        for c in seeds.values():
+            for name in c.result.get("factors", {}):
+                if name not in names:
+                    names.append(name)
+    if not names:
+        return []
+    lines = [f"## Style and content factors on {dataset}: linear probes on frozen features, "
+             "×100 (R² for continuous factors, accuracy for discrete ones), mean ± s.e. over "
+             "seeds [per seed]", "", "| run | seeds | " + " | ".join(names) + " |",
+             "|---|---|" + "---|" * len(names)]
+    for lab, seeds in by_label.items():
+        cols = []
+        for name in names:
+            vals = [100 * seeds[s].result["factors"][name]["value"] for s in sorted(seeds)
+                    if name in seeds[s].result.get("factors", {})]
+            cols.append("—" if not vals else
+                        f"{fmt(*mean_se(vals))} [{', '.join(f'{v:.1f}' for v in vals)}]")
+        lines.append(f"| {lab} | {','.join(map(str, sorted(seeds)))} | " + " | ".join(cols)
+                     + " |")
+    return lines + [""]
 
 
 def rankme_lines(cells: list[Cell], dataset: str) -> list[str]:

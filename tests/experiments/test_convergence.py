@@ -84,3 +84,18 @@ def test_rankme_correlation_is_spearman_over_runs_and_silent_below_four():
     line = rankme_lines(cells, "d")[0]
     assert "Spearman ρ = 0.80 over 4 runs" in line
     assert rankme_lines(cells[:3], "d") == []
+
+
+def test_factor_table_gives_mean_se_and_the_seeds_values():
+    from probssl.experiments.convergence import Cell, factor_lines
+
+    def cell(seed, x, colour):
+        return Cell("simclr", "shapes", seed, {"factors": {
+            "x": {"metric": "r2", "value": x}, "colour": {"metric": "accuracy",
+                                                          "value": colour}}})
+
+    lines = factor_lines({"simclr": {0: cell(0, 0.02, 0.9), 1: cell(1, 0.04, 1.0)}}, "shapes")
+    assert "| run | seeds | x | colour |" in lines
+    row = next(ln for ln in lines if ln.startswith("| simclr"))
+    assert "3.0 ± 1.0 [2.0, 4.0]" in row and "95.0 ± 5.0 [90.0, 100.0]" in row
+    assert factor_lines({"vae": {0: Cell("vae", "digits", 0, {})}}, "digits") == []
