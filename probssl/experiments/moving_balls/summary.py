@@ -15,6 +15,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import matplotlib
 from matplotlib.figure import Figure
 
 from probssl.errors import UserError
@@ -77,9 +78,11 @@ def curves_figure(readings: dict[str, Path], path: Path) -> Path:
     methods = list(by_method)
     fig = Figure(figsize=(4.2 * max(1, len(methods)), 3.4), constrained_layout=True)
     axes = fig.subplots(1, max(1, len(methods)), squeeze=False)[0]
+    palette = matplotlib.colormaps["tab10" if len(readings) <= 10 else "tab20"]
+    colour = {label: palette(i % palette.N) for i, label in enumerate(readings)}  # every panel
     for ax, m in zip(axes, methods, strict=False):
         for label, runs in by_method[m].items():
-            mean_se_band(ax, runs, label=f"{label} ({len(runs)})")
+            mean_se_band(ax, runs, label=f"{label} ({len(runs)})", color=colour[label])
         ax.set_title(LABELS.get(m, m), fontsize=8)
         ax.set_yscale("symlog", linthresh=1.0)  # losses span 0.1 to thousands
         ax.set_xlabel("epoch"), ax.set_ylabel("training loss (symlog)"), ax.grid(alpha=0.3)
