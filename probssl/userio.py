@@ -84,10 +84,21 @@ def nesting_depth(obj: Any, limit: int = MAX_NESTING) -> int:
 
 def _guess_depth(text: str) -> int:
     """The bracket depth of a text, so that a pathological file is refused before a parser
-    recurses into it."""
+    recurses into it. Brackets inside double-quoted strings (JSON, TOML, YAML; backslash
+    escapes honoured) do not count: a valid file whose strings hold brackets is not deep."""
     depth = best = 0
+    in_string = escaped = False
     for ch in text:
-        if ch in "[{":
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
             depth += 1
             best = max(best, depth)
         elif ch in "]}":

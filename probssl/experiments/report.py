@@ -32,7 +32,9 @@ PAIRS = [
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error (NaN for one value)."""
+    """Mean and standard error (NaN for one value; both NaN for none)."""
+    if not values:
+        return float("nan"), float("nan")
     if len(values) < 2:
         return float(values[0]), float("nan")
     return statistics.fmean(values), statistics.stdev(values) / len(values) ** 0.5

@@ -1,5 +1,6 @@
-r"""The unstructured RPM (one x, one z; arXiv:2107.02495v3 Sec. 3.1; the SSVAE version of
-arXiv:2107.02495, Sec. 3.1):
+r"""The unstructured model (one x, one z) of the earlier versions of arXiv:2107.02495 —
+"unstructured SSVAEs" / "CSSVAEs", Sec. 3.1 of ssvae and of infonce-is-a-vae in
+../shared/papers; v3 has no such section (its Sec. 3.1 is background on VI):
 
     E[L] = const − KL(R(z) || P(z)),
 

@@ -114,7 +114,7 @@ def save_checkpoint(state: dict[str, Any], run_dir: Path, epoch: int, keep: int,
     of ``run_dir``, then delete all but the newest ``keep`` checkpoints; returns its path."""
     path = checkpoint_dir(run_dir) / checkpoint_name(epoch, step)
     atomic_save(state, path)
-    for _, old in list_checkpoints(run_dir)[:-keep]:
+    for _, old in list_checkpoints(run_dir)[:-max(keep, 1)]:  # the newest always stays
         old.unlink(missing_ok=True)
         _sidecar(old).unlink(missing_ok=True)
     return path
