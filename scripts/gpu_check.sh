@@ -123,7 +123,7 @@ if ! skipped train; then
     epoch_line "$OUT_DIR/runs/simvae-paper" "simvae --preset paper, $IMAGES images, J=10"
     cp "$OUT_DIR/runs/simvae-paper/metrics.jsonl" "$OUT_DIR/simvae-paper.jsonl"
   fi
-  if "$PY" -m probssl bench --help 2>/dev/null | grep -q -- "--parallel"; then
+  if grep -q -- '"--parallel"' probssl/cli/bench.py; then
     run simvae-parallel3 150 "$PY" -m probssl bench --methods simvae --datasets "npz:$NPZ" \
         --preset paper --epochs "$EPOCHS" --seeds 0,1,2 --parallel 3 --device "$DEVICE" \
         --no-progress --out "$OUT_DIR/runs/parallel3"
