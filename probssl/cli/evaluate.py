@@ -25,7 +25,7 @@ from probssl.cli.common import (
 from probssl.errors import UserError
 from probssl.runs.format import load_run, write_json_atomic
 from probssl.train.trackers import log_run_evaluation
-from probssl.userio import atomic_write, check_output_file
+from probssl.userio import atomic_write, check_output_dir, check_output_file
 
 
 def format_eval(result: dict, what: str | None = None) -> str:
@@ -181,9 +181,7 @@ def cmd_train_decoder_external(args: argparse.Namespace) -> int:
         raise UserError("train-decoder: give a run directory or --encoder, not both")
     if not args.dataset or not args.out:
         raise UserError("train-decoder --encoder: --dataset NAME and --out DIR are required")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a directory")
+    out = check_output_dir(args.out)
     conv = input_convention(args)
     encoder, info = load_encoder(args.encoder, args.encoder_code)
     record = train_external_decoder(

@@ -303,9 +303,9 @@ def train_external_decoder(encoder: Callable, dataset: str, out_dir: Path,
     fit_decoder` on its codes of the training images, the dataset's own [0, 1] images as
     targets), then its test reconstruction MSE and the Fréchet distance of images decoded
     from a Gaussian fitted to the training codes — what ``train-decoder`` and ``evaluate``
-    report for a run. Writes ``OUT/decoder.pt``, ``OUT/reconstructions.png`` and
-    ``OUT/decoder.json``; returns the record."""
-    from probssl.evaluate.fid import frechet_distance_of_features, load_feature_extractor
+    report for a run. Writes ``OUT/decoder.pt`` and ``OUT/reconstructions.png``; returns the
+    record (``train-decoder --encoder`` writes it as ``OUT/decoder.json``)."""
+    from probssl.evaluate.fid import fid_record, load_feature_extractor
     from probssl.evaluate.generate import (
         decoded_gaussian_samples,
         fit_decoder,
@@ -333,10 +333,8 @@ def train_external_decoder(encoder: Callable, dataset: str, out_dir: Path,
         extractor = load_feature_extractor(fid_features, x_train, data.y_train,
                                            key=(data.name, data.augmentation), seed=seed)
         n = min(fid_samples, len(x_test))
-        fake = decoded_gaussian_samples(decoder, z_train, n, seed)
-        record["fid"] = {"value": frechet_distance_of_features(extractor(x_test[:n]),
-                                                               extractor(fake)),
-                         "features": extractor.name, "inception": extractor.inception, "n": n}
+        record["fid"] = fid_record(extractor, x_test[:n],
+                                   decoded_gaussian_samples(decoder, z_train, n, seed))
     out_dir.mkdir(parents=True, exist_ok=True)
     save_decoder_file(out_dir / "decoder.pt", state, {"epoch": 0, **info})
     reconstruction_grid(x_test[:8], recon[:8], out_dir / "reconstructions.png",

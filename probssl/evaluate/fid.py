@@ -157,7 +157,12 @@ def fid_of_run(loaded, extractor: FeatureExtractor, n_samples: int = 5000,
     if n < 2:
         raise UserError("FID needs at least 2 test images")
     real = preprocess(x_test[:n], loaded.resolved.augment)
-    fake = generated_samples(loaded, n, seed)
+    return fid_record(extractor, real, generated_samples(loaded, n, seed))
+
+
+def fid_record(extractor: FeatureExtractor, real: torch.Tensor, fake: torch.Tensor) -> dict:
+    """The Fréchet distance of ``real`` and ``fake`` images (floats in [0, 1]) in
+    ``extractor``'s features, with what it was measured in and on how many images."""
     value = frechet_distance_of_features(extractor(real), extractor(fake))
     return {"value": value, "features": extractor.name, "inception": extractor.inception,
-            "n": n}
+            "n": len(real)}

@@ -23,6 +23,19 @@ from probssl.objectives.vae import LOG_2PI, gaussian_kl_to_standard, log_likelih
 IWAE_SAMPLES = 100  # K; recorded with every result
 
 
+def run_likelihood(loaded, seed: int = 0) -> dict[str, float] | None:
+    """:func:`heldout_likelihood` of a loaded run on its test split (preprocessed as in
+    training), or None when its method is not a density model of single images
+    (``Method.likelihood_model()``)."""
+    from probssl.data.augment import preprocess  # lazy: keeps this module light
+
+    model = loaded.method.likelihood_model()
+    if model is None:
+        return None
+    x_test = preprocess(loaded.resolved.data.x_test, loaded.resolved.augment)
+    return heldout_likelihood(*model, x_test, seed=seed)
+
+
 @torch.no_grad()
 def heldout_likelihood(encoder: torch.nn.Module, decoder: torch.nn.Module, likelihood: str,
                        likelihood_var: float, x: torch.Tensor, k: int = IWAE_SAMPLES,

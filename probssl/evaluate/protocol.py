@@ -19,7 +19,7 @@ from probssl.evaluate.factors import factor_scores
 from probssl.evaluate.fid import fid_of_run, load_feature_extractor
 from probssl.evaluate.generate import DECODER_FILE, reconstruction_mse
 from probssl.evaluate.knn import METRICS, knn_accuracy, knn_accuracy_val_k
-from probssl.evaluate.likelihood import heldout_likelihood
+from probssl.evaluate.likelihood import run_likelihood
 from probssl.evaluate.probe import train_probe
 from probssl.evaluate.rankme import rankme
 from probssl.runs.format import LoadedRun
@@ -139,10 +139,9 @@ def extra_evaluations(loaded: LoadedRun, cfg: EvalConfig) -> dict:
     ``ImageDataset.factor_names`` / ``discrete_factors`` / ``attribute_names``."""
     out: dict = {}
     data = loaded.resolved.data
-    model = loaded.method.likelihood_model()
-    if model is not None:  # a density model of single images: held-out ELBO and log p̂_K
-        x_test = preprocess(data.x_test, loaded.resolved.augment)
-        out["likelihood"] = heldout_likelihood(*model, x_test, seed=cfg.seed)
+    likelihood = run_likelihood(loaded, cfg.seed)  # density models: ELBO and log p̂_K
+    if likelihood is not None:
+        out["likelihood"] = likelihood
     has_decoder = (loaded.method.image_decoder() is not None
                    or (Path(loaded.run_dir) / DECODER_FILE).exists())
     if has_decoder:

@@ -28,12 +28,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from probssl.config import TrainConfig, resolve
-from probssl.data.augment import preprocess
 from probssl.errors import UserError
 from probssl.evaluate import EvalConfig
 from probssl.evaluate.embed import run_embeddings
 from probssl.evaluate.external import InputConvention, evaluate_encoder, load_encoder
-from probssl.evaluate.likelihood import heldout_likelihood
+from probssl.evaluate.likelihood import run_likelihood
 from probssl.evaluate.protocol import evaluate_run_result, extra_evaluations
 from probssl.evaluate.rankme import rankme
 from probssl.methods import Method, get_method_spec, is_trainable
@@ -55,6 +54,8 @@ from probssl.train.trackers import log_run_evaluation
 from probssl.userio import Check, check_output_dir, file_key, read_json_as, safe_name, warn
 
 GRID_FILE = "grid.json"
+# what the frozen-encoder protocol reports for every run (evaluate_embeddings)
+PROTOCOL_METRICS = ("knn", "knn_val_k", "linear_probe", "mlp_probe", "gmm", "rankme")
 SWEEP_ALIASES = {"J": "n_views"}
 
 _SCALAR = (str, int, float, bool)
@@ -229,11 +230,8 @@ def _finished(run_dir: Path, eval_cfg: EvalConfig, epochs: int, method: str) -> 
         write_json_atomic(path, res)
     if "iwae_ll" not in res and _is_density_model(method):
         # a cell finished before the held-out likelihood existed: add it (seconds on CPU)
-        loaded = load_run(run_dir)
-        model = loaded.method.likelihood_model()
-        if model is not None:
-            x_test = preprocess(loaded.resolved.data.x_test, loaded.resolved.augment)
-            lk = heldout_likelihood(*model, x_test, seed=eval_cfg.seed)
+        lk = run_likelihood(load_run(run_dir), eval_cfg.seed)
+        if lk is not None:
             res["heldout_elbo"], res["iwae_ll"] = lk["elbo"], lk["iwae"]
             write_json_atomic(path, res)
     return res
@@ -251,8 +249,7 @@ def _cell_result(run_dir: Path, cell: Cell, cfg: TrainConfig, eval_cfg: EvalConf
     # one load: evaluation, MSE and factor probes share it
     train_seconds = sum(r.get("seconds", 0.0) for r in read_metrics(run_dir))  # fail fast
     ev = evaluate_cached(run_dir, eval_cfg, loaded)
-    metrics = {k: ev.metrics[k] for k in ("knn", "knn_val_k", "linear_probe", "mlp_probe",
-                                          "gmm", "rankme") if k in ev.metrics}
+    metrics = {k: ev.metrics[k] for k in PROTOCOL_METRICS if k in ev.metrics}
     if extras:
         metrics.update(extra_evaluations(loaded, eval_cfg))
     return RunResult(method=cell.method, dataset=cell.dataset, seed=cell.seed,
@@ -357,8 +354,8 @@ def _external_result(enc: ExternalEncoder, dataset: str, run_dir: Path, eval_cfg
     log(f"[bench] {enc.name} on {dataset}: evaluating the external encoder {enc.spec}")
     fn, info = load_encoder(enc.spec, enc.code)
     r = evaluate_encoder(fn, dataset, eval_cfg, convention)
-    metrics = {k: r[k] for k in ("knn", "knn_val_k", "linear_probe", "mlp_probe", "gmm",
-                                 "rankme") if k in r}
+    # the protocol's numbers and what the dataset's ground truth allows (factors, attributes)
+    metrics = {k: r[k] for k in (*PROTOCOL_METRICS, "factors", "attributes") if k in r}
     res = RunResult(method=enc.name, dataset=dataset, seed=0, epoch=0,
                     protocol=eval_cfg.__dict__, metrics=metrics, run=str(run_dir),
                     cell=external_cell(enc, dataset).name, sweep=None, epochs=0).flat()

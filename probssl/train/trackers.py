@@ -33,7 +33,7 @@ from typing import Any
 
 from probssl.errors import UserError, exception_line
 from probssl.train.loop import Callback, Trainer
-from probssl.userio import warn
+from probssl.userio import read_json, warn
 
 TRACKERS_FILE = "trackers.json"
 LOGGERS = ("tensorboard", "wandb", "mlflow")
@@ -84,13 +84,12 @@ def _flat_params(d: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, str
 
 def _read_ids(run_dir: Path) -> dict[str, Any]:
     path = run_dir / TRACKERS_FILE
-    try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except FileNotFoundError:
+    if not path.exists():
         return {}
-    except (OSError, ValueError) as exc:  # a damaged file: start new tracker runs
-        warn(f"{path}: cannot read it ({exception_line(exc)}); new tracker runs are started")
+    try:
+        return read_json(path, "trackers file")
+    except UserError as exc:  # a damaged file: start new tracker runs
+        warn(f"{exc}; new tracker runs are started")
         return {}
 
 

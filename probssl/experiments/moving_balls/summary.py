@@ -11,7 +11,6 @@ reading (coordinates, negatives, balls, lr, epochs).
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from probssl.errors import UserError
 from probssl.experiments.figures import mean_se_band
 from probssl.experiments.moving_balls.experiment import PAPER
 from probssl.experiments.moving_balls.figure import LABELS
+from probssl.userio import read_json
 
 
 def _pm(mean, se) -> str:
@@ -34,11 +34,11 @@ def _read_result(folder: str | Path) -> dict:
     """``FOLDER/metrics.json`` of a moving-balls experiment; anything else is one line."""
     path = Path(folder) / "metrics.json"
     try:
-        metrics = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: not a moving-balls result ({exc})") from None
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("config"), dict) or \
-            not isinstance(metrics.get("summary"), dict):
+        metrics = read_json(path, "moving-balls result")
+    except UserError as exc:
+        raise UserError(f"{exc} (not a moving-balls result)") from None
+    if not isinstance(metrics.get("config"), dict) or not isinstance(metrics.get("summary"),
+                                                                         dict):
         raise UserError(f"{path}: not a moving-balls result (no 'config' and 'summary')")
     return metrics
 
