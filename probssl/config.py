@@ -90,6 +90,9 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True  # bfloat16 autocast, CUDA only
     compile: bool = False  # torch.compile the training forward (a C++ compiler on CPU)
+    # under DDP, batch norm with statistics over every rank's batch (CUDA only: torch's
+    # SyncBatchNorm rejects CPU tensors)
+    sync_bn: bool = False
     keep_checkpoints: int = 2
     # also checkpoint every N steps inside an epoch (0: only at epoch ends); a killed run
     # then loses at most N steps

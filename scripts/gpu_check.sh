@@ -13,7 +13,8 @@
 # at the end), throughput.json/.md, simvae-paper.json, the logs.
 #
 # Sizes (environment): GPU_CHECK_IMAGES (60000, MNIST-sized), GPU_CHECK_EPOCHS (2),
-# GPU_CHECK_SKIP (comma list of steps to skip: tests, throughput, train, torchrun).
+# GPU_CHECK_SKIP (comma list of steps to skip: tests, throughput, train, parallel,
+# torchrun).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -95,7 +96,7 @@ fi
 # 3. SimVAE --preset paper on generated MNIST-sized data: time per epoch; the same with
 #    --parallel 3; then one process under torchrun (NCCL on CUDA)
 NPZ="$OUT_DIR/mnist-sized.npz"
-if ! skipped train || ! skipped torchrun; then
+if ! skipped train || ! skipped parallel || ! skipped torchrun; then
   "$PY" - "$NPZ" "$IMAGES" <<'EOF'
 import sys
 import numpy as np
@@ -123,12 +124,25 @@ if ! skipped train; then
     epoch_line "$OUT_DIR/runs/simvae-paper" "simvae --preset paper, $IMAGES images, J=10"
     cp "$OUT_DIR/runs/simvae-paper/metrics.jsonl" "$OUT_DIR/simvae-paper.jsonl"
   fi
-  if grep -q -- '"--parallel"' probssl/cli/bench.py; then
-    run simvae-parallel3 150 "$PY" -m probssl bench --methods simvae --datasets "npz:$NPZ" \
-        --preset paper --epochs "$EPOCHS" --seeds 0,1,2 --parallel 3 --device "$DEVICE" \
-        --no-progress --out "$OUT_DIR/runs/parallel3"
-  else
-    say "- simvae-parallel3: skipped (this probssl has no \`bench --parallel\` yet)"
+fi
+if ! skipped parallel; then
+  # three seeds as one stacked model (bench --parallel 3), evaluation kept minimal
+  if run simvae-parallel3 200 "$PY" -m probssl bench --methods simvae --datasets "npz:$NPZ" \
+      --preset paper --epochs "$EPOCHS" --seeds 0,1,2 --parallel 3 --device "$DEVICE" \
+      --probe-epochs 1 --gmm-n-init 0 --no-mlp-probe --fid-features none --no-progress \
+      --out "$OUT_DIR/runs/parallel3"; then
+    cell="$(ls -d "$OUT_DIR"/runs/parallel3/runs/simvae__*seed0)"
+    "$PY" - "$cell" "$IMAGES" <<'EOF' >>"$SUMMARY"
+import json, sys
+from pathlib import Path
+last = [json.loads(l) for l in (Path(sys.argv[1]) / "metrics.jsonl").read_text().splitlines()][-1]
+k = last.get("stacked_cells", 1)
+wall = last["seconds"] * k
+print(f"  - --parallel {k}, {sys.argv[2]} images: epoch {last['epoch']} of {k} seeds took {wall:.2f} s "
+      f"({last['views_per_s']:.0f} views/s), {last['seconds']:.2f} s per seed; the paper's MNIST "
+      f"column (8 methods x 3 seeds, 400 epochs) at that rate: {8 * 400 * wall / 3600:.2f} h "
+      "(target: <= 1 h)")
+EOF
   fi
 fi
 if ! skipped torchrun; then
@@ -136,6 +150,13 @@ if ! skipped torchrun; then
       --nproc_per_node=1 -m probssl train --method simvae --preset paper --dataset "npz:$NPZ" \
       --epochs 1 --device "$DEVICE" --no-progress --out "$OUT_DIR/runs/torchrun"; then
     epoch_line "$OUT_DIR/runs/torchrun" "torchrun, 1 process ($([[ $DEVICE == cuda ]] && echo NCCL || echo gloo))"
+  fi
+  if [[ "$DEVICE" == cuda ]]; then  # SyncBatchNorm (VICReg's expander), NCCL
+    run torchrun-sync-bn 120 "$PY" -m torch.distributed.run --standalone --nnodes=1 \
+        --nproc_per_node=1 -m probssl train --method vicreg --dataset "npz:$NPZ" --epochs 1 \
+        --sync-bn --device cuda --no-progress --out "$OUT_DIR/runs/torchrun-sync-bn"
+  else
+    say "- torchrun-sync-bn: skipped (SyncBatchNorm runs on CUDA only)"
   fi
 fi
 

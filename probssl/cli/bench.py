@@ -123,7 +123,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                      sweep=parse_sweep(args.sweep))
     external = parse_encoders(args.encoder)
     run_grid(plan, Path(args.out), eval_config(args), progress=not args.no_progress,
-             external=external, convention=input_convention(args) if external else None)
+             external=external, convention=input_convention(args) if external else None,
+             parallel=args.parallel)
     print(f"grid in {args.out}; tables: probssl report {args.out} --out report.md")
     return 0
 
@@ -185,6 +186,10 @@ def register(subparsers) -> None:
     p.add_argument("--epochs", type=int_arg(0, 1_000_000), default=None,
                    help="overrides the preset's")
     p.add_argument("--sweep", default=None, help="KEY=V1,V2,... e.g. J=2,4,6,8,10")
+    p.add_argument("--parallel", type=int_arg(1, 64), default=1, metavar="K",
+                   help="train up to K seeds of a cell at once as one batched model (same "
+                        "results as one by one, within float tolerance; methods that cannot "
+                        "be stacked, e.g. moco and rpm, are trained one by one)")
     add_set_arg(p, SET_HELP)
     _cell_args(p)
     p.add_argument("--out", default=None, help="grid folder (required for a grid)")

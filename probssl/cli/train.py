@@ -45,6 +45,8 @@ HELP: dict[str, str] = {
     "device": "auto (CUDA if available), cpu, cuda or cuda:N",
     "amp": "disable bfloat16 autocast on CUDA",
     "compile": "torch.compile the training forward (GPU; on CPU needs a C++ compiler)",
+    "sync_bn": "under torchrun, batch norm over every process's batch (SyncBatchNorm; CUDA "
+               "only): MoCo's and VICReg's heads, ResNet encoders",
     "keep_checkpoints": "how many epoch checkpoints to keep",
     "checkpoint_every": "also checkpoint every N steps inside an epoch (0: at epoch ends only)",
     "tensorboard": "no TensorBoard logs (written only if tensorboard is installed)",

@@ -267,17 +267,63 @@ def _bench_announce(cell: Cell, cfg: TrainConfig, resume: bool) -> str:
     return f"[bench] {cell.name}: {what}" + (" (resumed)" if resume else "")
 
 
+def stack_groups(cells: list[tuple[Cell, TrainConfig, Path]], parallel: int
+                 ) -> list[list[tuple[Cell, TrainConfig, Path]]]:
+    """The cells still to train, in groups of at most ``parallel`` that differ only by seed
+    (same method, dataset, swept value and settings), in grid order; singletons dropped."""
+    by_key: dict[str, list[tuple[Cell, TrainConfig, Path]]] = {}
+    for cell, cfg, run_dir in cells:
+        if _trained(run_dir, cfg.epochs, cell.method) or not is_trainable(cell.method):
+            continue
+        key = repr(sorted({**cfg.to_dict(), "seed": None}.items()))
+        by_key.setdefault(key, []).append((cell, cfg, run_dir))
+    groups = []
+    for members in by_key.values():
+        for i in range(0, len(members), parallel):
+            if len(members[i:i + parallel]) > 1:
+                groups.append(members[i:i + parallel])
+    return groups
+
+
+def train_stacked(cells: list[tuple[Cell, TrainConfig, Path]], parallel: int, log=print,
+                  tag: str = "[bench]", progress: bool = False) -> None:
+    """Train the grid's unfinished cells ``parallel`` seeds at a time as one stacked model
+    (:mod:`probssl.train.parallel`); a group that cannot be stacked is left, with one line
+    saying why, to be trained one by one (as are the cells no group holds)."""
+    from probssl.train.parallel import CannotStack, train_parallel  # lazy: torch.func
+
+    for group in stack_groups(cells, parallel):
+        names = ", ".join(c.name for c, _, _ in group)
+        resume = [(d / CONFIG_FILE).exists() for _, _, d in group]
+        try:
+            log(f"{tag} {names}: training {len(group)} seeds side by side"
+                + (" (resumed)" if any(resume) else ""))
+            results = train_parallel([cfg for _, cfg, _ in group], [d for _, _, d in group],
+                                     resume, progress=progress)
+        except CannotStack as exc:
+            log(f"{tag} {names}: trained one by one ({exc})")
+            continue
+        for (cell, cfg, _), r in zip(group, results, strict=True):
+            if r.epochs_done < cfg.epochs:
+                log(f"{tag} {cell.name}: its loss diverged; it is run alone next, to report it")
+
+
 def run_cells(cells: list[tuple[Cell, TrainConfig, Path]], eval_cfg: EvalConfig, *,
               progress: bool = True, log=print, tag: str = "[bench]",
               announce: Announce = _bench_announce, train_progress: bool = False,
               extras: bool = True,
-              on_result: Callable[[Cell, dict], None] | None = None
-              ) -> tuple[list[dict], int]:
+              on_result: Callable[[Cell, dict], None] | None = None,
+              parallel: int = 1) -> tuple[list[dict], int]:
     """The engine: each cell trained (or resumed) in its run directory, evaluated, and its
     flat result written to ``RUN/result.json``; a finished cell is read back, not re-run.
     Returns the flat results (:meth:`RunResult.flat`) in the order of ``cells``, and how
     many cells were finished before.
-    ``extras``: also the evaluations only some runs allow (MSE, FID, factors, attributes)."""
+    ``extras``: also the evaluations only some runs allow (MSE, FID, factors, attributes).
+    ``parallel``: train up to that many seeds of a cell at once (:func:`train_stacked`)."""
+    if parallel > 1:
+        train_stacked([c for c in cells
+                       if _finished(c[2], eval_cfg, c[1].epochs, c[0].method) is None],
+                      parallel, log, tag, train_progress)
     results: list[dict] = []
     done_before = 0
     bar = tqdm(cells, desc="bench", unit="cell", disable=not progress or None)
@@ -368,10 +414,11 @@ def _external_result(enc: ExternalEncoder, dataset: str, run_dir: Path, eval_cfg
 
 def run_grid(plan: list[tuple[Cell, TrainConfig]], out: Path, eval_cfg: EvalConfig,
              progress: bool = True, log=print, external: list[ExternalEncoder] = (),
-             convention: Any = None) -> list[dict]:
+             convention: Any = None, parallel: int = 1) -> list[dict]:
     """Train, evaluate and record every cell of ``plan`` in ``out`` (resumable), then
     evaluate each ``external`` encoder on each dataset of the plan as a row of its own
-    (input ``convention``: :class:`probssl.evaluate.external.InputConvention`)."""
+    (input ``convention``: :class:`probssl.evaluate.external.InputConvention`).
+    ``parallel``: seeds trained side by side (:func:`train_stacked`)."""
     out = check_output_dir(out)
     if (out / "runs").exists() and not (out / "runs").is_dir():
         raise UserError(f"{out / 'runs'} is not a directory; a bench grid keeps its runs there")
@@ -400,7 +447,8 @@ def run_grid(plan: list[tuple[Cell, TrainConfig]], out: Path, eval_cfg: EvalConf
     write_json_atomic(out / GRID_FILE, grid)
     t0 = time.perf_counter()
     results, done_before = run_cells([(c, cfg, out / "runs" / c.name) for c, cfg in plan],
-                                     eval_cfg, progress=progress, log=log)
+                                     eval_cfg, progress=progress, log=log,
+                                     parallel=parallel)
     if ext_cells:
         conv = convention if convention is not None else InputConvention()
         for enc, d, cell in ext_cells:

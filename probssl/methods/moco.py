@@ -9,7 +9,15 @@ by rotating every code together: at initialisation all codes share one direction
 cosine 0.996), the online encoder turns away from the queue's direction, and the
 representation ends at or below the random encoder (mnist-test, 20 epochs: kNN 48.8 ± 6.4 %
 vs 46.3 % random; docs/RESULTS.md). Batch norm centres each batch, which removes that escape.
-``projection_dim = 0`` gives the head-less variant."""
+``projection_dim = 0`` gives the head-less variant.
+
+Departure: MoCo's *shuffling BN* (He et al. 2020, Sec. 3.3) is not implemented. MoCo shuffles
+the key batch across GPUs before the key encoder's batch norm, so a query and its positive key
+are never normalised by statistics of the same sub-batch; the paper reports that without it
+the model "cheats" the pretext task through the batch statistics and learns worse
+representations. Here the query batch and the key batch hold the same images in the same
+order (one device, or each DDP rank, with or without ``--sync-bn``), so our MoCo numbers are
+those of MoCo without shuffling BN: if they err, they err low."""
 
 from __future__ import annotations
 

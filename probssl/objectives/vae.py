@@ -12,7 +12,9 @@ beta = 1), reportable in nats per image.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +38,30 @@ def gaussian_entropy(logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (logvar + LOG_2PI + 1.0).sum(-1)
 
 
+# While set, reparameterise takes its noise from this function of ``mean`` instead of drawing
+# it (see :func:`noise_from`).
+_noise_source: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+
+@contextlib.contextmanager
+def noise_from(source: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """While active, :func:`reparameterise` uses ``source(mean)`` as its ε instead of drawing
+    it. Why: K seeds trained as one batched model (:mod:`probssl.train.parallel`) must give each
+    seed the noise its own run would draw, from its own generator, drawn outside ``vmap``
+    (whose random ops cannot use per-seed generators) and handed in here.
+
+        >>> with noise_from(torch.ones_like):
+        ...     reparameterise(torch.zeros(1, 2), torch.zeros(1, 2))
+        tensor([[1., 1.]])
+    """
+    global _noise_source
+    previous, _noise_source = _noise_source, source
+    try:
+        yield
+    finally:
+        _noise_source = previous
+
+
 def reparameterise(mean: torch.Tensor, logvar: torch.Tensor,
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """z = mean + sigma * eps, eps ~ N(0, I), sigma = exp(logvar / 2) (the reparameterisation
@@ -44,10 +70,15 @@ def reparameterise(mean: torch.Tensor, logvar: torch.Tensor,
         >>> reparameterise(torch.zeros(4, 2), torch.zeros(4, 2)).shape
         torch.Size([4, 2])
     """
+    if _noise_source is not None:  # seeds trained side by side (probssl.train.parallel)
+        eps = _noise_source(mean)
     # randn_like without a generator: torch.compile traces it (an explicit generator=None
     # argument breaks the graph); same default stream, same numbers
-    eps = torch.randn_like(mean) if generator is None else torch.randn(
-        mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    elif generator is None:
+        eps = torch.randn_like(mean)
+    else:
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device,
+                          dtype=mean.dtype)
     return mean + torch.exp(0.5 * logvar) * eps
 
 

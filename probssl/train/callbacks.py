@@ -20,6 +20,7 @@ import random
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -324,15 +325,19 @@ class Checkpointing(Callback):
     A checkpoint holds the weights, the optimiser's and the schedule's states, the position
     (epoch, step), the epoch's running sums, the history, the resolved config and every
     rank's RNG states (collective call), so each rank resumes its own augmentation and
-    sampling streams."""
+    sampling streams. ``rng``, when given, returns those states instead of
+    :func:`rng_state` (a stacked cell's streams are its own, not the process's:
+    :mod:`probssl.train.parallel`)."""
 
     def __init__(self, run_dir: Path, keep: int, every: int, config: dict[str, Any],
-                 aug_gen: torch.Generator) -> None:
+                 aug_gen: torch.Generator,
+                 rng: Callable[[], dict[str, Any]] | None = None) -> None:
         self.run_dir = run_dir
         self.keep = keep
         self.every = every
         self.config = config
         self.aug_gen = aug_gen
+        self.rng = rng or (lambda: rng_state(self.aug_gen))
 
     def on_step_end(self, trainer: Trainer, out: StepOutput) -> None:
         st = trainer.state
@@ -348,7 +353,7 @@ class Checkpointing(Callback):
     def write(self, trainer: Trainer, epoch: int, step: int = 0,
               partial: dict | None = None) -> None:
         info = trainer.dist_info
-        rng = gather_objects(rng_state(self.aug_gen), info)
+        rng = gather_objects(self.rng(), info)
         partials = gather_objects(partial, info) if step else None  # per rank
         failure = None
         if info.is_main:

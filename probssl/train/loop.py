@@ -130,7 +130,8 @@ class EpochState:
 
     def partial(self) -> dict[str, Any]:
         """The epoch's running state for a mid-epoch checkpoint (plain floats)."""
-        return {"sums": {k: float(v) for k, v in self.sums.items()},
+        return {"sums": {k: float(v) if v.ndim == 0 else v.tolist()
+                         for k, v in self.sums.items()},
                 "n_views_seen": self.n_views_seen, "seconds": self.seconds()}
 
 
@@ -203,8 +204,10 @@ class Trainer:
                   partial: dict[str, Any] | None = None) -> dict[str, Any]:
         """One epoch (from step ``first``); returns its row, also appended to the history."""
         self.method.train()
+        # (n,), or (K, n) when K stacked cells each draw their own order (train/parallel.py)
         order = self.order(epoch).to(self.device)
-        st = self.state = EpochState(epoch, n_batches(len(order), self.batch_size), first)
+        n = order.shape[-1]
+        st = self.state = EpochState(epoch, n_batches(n, self.batch_size), first)
         if first and partial:
             st.sums = {k: torch.tensor(v, dtype=torch.float64, device=self.device)
                        for k, v in partial["sums"].items()}
@@ -215,19 +218,21 @@ class Trainer:
             st.step = step
             st.at_sync = st.done % self.sync_every == 0 or st.done == st.n_batches
             # the last batch takes the remainder (a lone image joins the one before)
-            end = len(order) if step == st.n_batches - 1 else (step + 1) * self.batch_size
-            views = self.views(order[step * self.batch_size:end])
+            end = n if step == st.n_batches - 1 else (step + 1) * self.batch_size
+            views = self.views(order[..., step * self.batch_size:end])
             out = train_step(self.method, views, self.optimizer, model=self.model,
                              schedule=self.schedule, amp=self.amp,
                              before_backward=lambda loss: self._call("on_loss", loss))
-            st.n_views_seen += views.shape[0] * views.shape[1]
+            st.n_views_seen += math.prod(views.shape[:-3])  # images: (..., C, H, W)
             for k, v in (("loss", out.loss), *out.metrics.items()):
                 v = v.detach().double() if torch.is_tensor(v) else torch.tensor(
                     float(v), dtype=torch.float64, device=self.device)
                 st.sums[k] = st.sums[k] + v if k in st.sums else v
             self._call("on_step_end", out)
         seconds = st.seconds()
-        row_metrics = all_reduce_mean({k: float(v) / st.n_batches for k, v in st.sums.items()},
+        # a stacked model's metrics are one value per cell: a list in the row
+        row_metrics = all_reduce_mean({k: float(v) / st.n_batches if v.ndim == 0 else
+                                       (v / st.n_batches).tolist() for k, v in st.sums.items()},
                                       self.dist_info, self.device)
         row = {"epoch": epoch + 1, **row_metrics, "seconds": round(seconds, 4),
                "views_per_s": round(st.n_views_seen * self.dist_info.world_size / seconds, 1)}

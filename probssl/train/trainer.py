@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from probssl.config import TrainConfig
@@ -328,6 +330,25 @@ def _resume_state(run_dir: Path, resolved: ResolvedRun, method: Method,
     return _Start(epoch, step, history, partial)
 
 
+def sync_batchnorm(method: nn.Module) -> int:
+    """Replace every batch norm inside ``method`` by a SyncBatchNorm (same parameters and
+    running statistics, so the optimiser and checkpoints are unchanged); returns how many.
+
+    Why: under DDP each rank normalises by its own batch's statistics, so a head with batch
+    norm (VICReg's expander, MoCo's projector, ResNet encoders) sees B / world_size images
+    where the paper's single-device run sees B. With ``sync_bn`` the statistics are over the
+    whole global batch again. MoCo's *shuffling BN* is not implemented (see
+    :mod:`probssl.methods.moco`)."""
+    count = 0
+    for name, child in list(method.named_children()):
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(method, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+            count += 1
+        else:
+            count += sync_batchnorm(child)
+    return count
+
+
 def _wrap(method: Method, cfg: TrainConfig, resolved: ResolvedRun, device: torch.device,
           dist_info: DistInfo) -> torch.nn.Module:
     """What the forward runs through: the method, in NHWC on CUDA for ResNets, wrapped in
@@ -335,6 +356,8 @@ def _wrap(method: Method, cfg: TrainConfig, resolved: ResolvedRun, device: torch
     if device.type == "cuda" and resolved.method.arch == "resnet":
         method.to(memory_format=torch.channels_last)  # NHWC convolutions on tensor cores
     model: torch.nn.Module = method
+    if dist_info.enabled and cfg.sync_bn:
+        sync_batchnorm(method)
     if dist_info.enabled:
         model = DDP(method, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
@@ -349,25 +372,59 @@ def _wrap(method: Method, cfg: TrainConfig, resolved: ResolvedRun, device: torch
 
 def run_callbacks(run_dir: Path, cfg: TrainConfig, resolved: ResolvedRun,
                   aug_gen: torch.Generator, progress: bool, verbose: bool,
-                  dist_info: DistInfo) -> list[Callback]:
-    """A training run's callbacks, in the order their hooks must run (callbacks.py)."""
+                  dist_info: DistInfo, *, rng: Callable[[], dict[str, Any]] | None = None,
+                  stacked: bool = False) -> list[Callback]:
+    """A training run's callbacks, in the order their hooks must run (callbacks.py).
+    ``stacked``: a cell of a stacked model (train/parallel.py), whose process-wide
+    progress bar and Ctrl-C stop belong to the stacked loop; ``rng``: the cell's RNG states
+    for its checkpoints."""
     data = resolved.data
     loggers = parse_loggers(cfg.logger)
-    return [NaNGuard(run_dir), ProgressBar(progress and dist_info.is_main),
+    loop = [] if stacked else [ProgressBar(progress and dist_info.is_main)]
+    stop = [] if stacked else [StopOnSignal(run_dir)]
+    return [NaNGuard(run_dir), *loop,
             OnlineKNN(cfg.eval_every, data.x_train, data.y_train, resolved.augment,
                       cfg.eval_val_size, cfg.eval_ref_size, dist_info),
             MetricsLog(run_dir / METRICS_FILE, verbose, dist_info),
             TensorBoard(run_dir, cfg.tensorboard and "tensorboard" in loggers
                         and dist_info.is_main),
             Trackers(run_dir, loggers, resolved.config_dict(), dist_info.is_main),
-            StopOnSignal(run_dir),
+            *stop,
             Checkpointing(run_dir, cfg.keep_checkpoints, cfg.checkpoint_every,
-                          resolved.config_dict(), aug_gen)]
+                          resolved.config_dict(), aug_gen, rng)]
 
 
-def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbose: bool,
-           dist_info: DistInfo) -> TrainResult:
+@dataclass
+class PreparedRun:
+    """A run built but not yet started: nothing is written to ``run_dir`` before
+    :func:`open_run` (so the stacked trainer can still decline a cell). ``done`` is the result
+    of a resumed run that has nothing left to train."""
+
+    cfg: TrainConfig
+    run_dir: Path
+    resume: bool
+    resolved: ResolvedRun
+    device: torch.device
+    dist_info: DistInfo
+    method: Method
+    n_items: int
+    aug_gen: torch.Generator
+    steps_per_epoch: int
+    opt: torch.optim.Optimizer | None
+    sched: torch.optim.lr_scheduler.LambdaLR | None
+    start: _Start
+    done: TrainResult | None = None
+
+
+def prepare_run(cfg: TrainConfig, run_dir: Path, resume: bool, dist_info: DistInfo
+                ) -> PreparedRun:
+    """The seeded method, its optimiser, schedule and augmentation stream, each restored from
+    the newest checkpoint when ``resume`` (``cfg`` already checked by
+    :func:`prepare_run_dir`); the global RNGs end in the state the first step draws from."""
     device = resolve_device(cfg.device, dist_info)
+    if cfg.sync_bn and device.type != "cuda":
+        raise UserError("--sync-bn needs CUDA: torch's SyncBatchNorm does not run on "
+                        f"{device.type}")
     resolved: ResolvedRun = resolve(cfg)
     method, n_items = _build_method(cfg, resolved, device, dist_info)
     aug_gen = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + dist_info.rank)
@@ -376,40 +433,65 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbos
         (None, None)
     start = _resume_state(run_dir, resolved, method, opt, sched, aug_gen, spe, dist_info) \
         if resume else _Start()
+    prep = PreparedRun(cfg, run_dir, resume, resolved, device, dist_info, method, n_items,
+                       aug_gen, spe, opt, sched, start)
     if resume and start.step == 0 and start.epoch >= cfg.epochs:
         # nothing to train: never rewrite a finished run's files (config, meta, metrics)
         if start.epoch > cfg.epochs:
             raise UserError(f"--resume --epochs {cfg.epochs}: {run_dir} has already trained "
                             f"{start.epoch} epochs; pass --epochs > {start.epoch} to continue")
-        return TrainResult(run_dir, start.epoch, start.history, method)
+        prep.done = TrainResult(run_dir, start.epoch, start.history, method)
+    return prep
+
+
+def open_run(prep: PreparedRun, progress: bool, verbose: bool, *,
+             x_all: torch.Tensor | None = None,
+             rng: Callable[[], dict[str, Any]] | None = None,
+             stacked: bool = False) -> Trainer:
+    """Write the run directory's files and return the run's :class:`Trainer`, its initial
+    checkpoint written when the run starts from scratch. ``x_all``: the training images
+    already on the device (shared by stacked cells); ``rng``/``stacked``: see
+    :func:`run_callbacks`."""
+    cfg, run_dir, dist_info, sched = prep.cfg, prep.run_dir, prep.dist_info, prep.sched
+    spe, start, method, device = prep.steps_per_epoch, prep.start, prep.method, prep.device
     if dist_info.is_main and sched is not None and sched.lr_lambdas[0].name != "constant" \
             and sched.lr_lambdas[0].total_steps != max(cfg.epochs * spe, 1):
         warn(f"the learning-rate schedule keeps its original length "
              f"({sched.lr_lambdas[0].total_steps} steps), not the "
              f"{max(cfg.epochs * spe, 1)} steps of --epochs {cfg.epochs}")
     if dist_info.is_main:
-        write_run_files(run_dir, resolved, {"device": str(device),
-                                            "world_size": dist_info.world_size})
-        if not resume:
+        write_run_files(run_dir, prep.resolved, {"device": str(device),
+                                                 "world_size": dist_info.world_size})
+        if not prep.resume:
             (run_dir / METRICS_FILE).unlink(missing_ok=True)
         else:  # resumed from an older checkpoint (fallback): drop rows it does not cover
             _truncate_metrics(run_dir, start.epoch)
     barrier(dist_info)
 
-    x_all = resolved.data.x_train.to(device)
-    views = make_view_source(cfg.views, x_all, method.n_views, resolved.augment, aug_gen)
-    callbacks = run_callbacks(run_dir, cfg, resolved, aug_gen, progress, verbose, dist_info)
-    trainer = Trainer(method, opt, views, n_items, batch_size=cfg.batch_size,
+    x_all = prep.resolved.data.x_train.to(device) if x_all is None else x_all
+    views = make_view_source(cfg.views, x_all, method.n_views, prep.resolved.augment,
+                             prep.aug_gen)
+    callbacks = run_callbacks(run_dir, cfg, prep.resolved, prep.aug_gen, progress, verbose,
+                              dist_info, rng=rng, stacked=stacked)
+    trainer = Trainer(method, prep.opt, views, prep.n_items, batch_size=cfg.batch_size,
                       epochs=cfg.epochs, seed=cfg.seed, device=device, schedule=sched,
                       dist_info=dist_info, amp=cfg.amp and device.type == "cuda",
                       callbacks=callbacks, history=start.history)
-    if not method.trainable:
-        if not ckpt.list_checkpoints(run_dir):
-            trainer.save_checkpoint(0)
-        return TrainResult(run_dir, 0, trainer.history, method)
-    if start.epoch == 0 and start.step == 0 and not ckpt.list_checkpoints(run_dir):
+    if not ckpt.list_checkpoints(run_dir) and (
+            not method.trainable or (start.epoch == 0 and start.step == 0)):
         trainer.save_checkpoint(0)  # the initial weights: a baseline and a fallback
-    trainer.model = _wrap(method, cfg, resolved, device, dist_info)
-    trainer.fit(start.epoch, start.step, start.partial)
+    return trainer
+
+
+def _train(cfg: TrainConfig, run_dir: Path, resume: bool, progress: bool, verbose: bool,
+           dist_info: DistInfo) -> TrainResult:
+    prep = prepare_run(cfg, run_dir, resume, dist_info)
+    if prep.done is not None:
+        return prep.done
+    trainer = open_run(prep, progress, verbose)
+    if not prep.method.trainable:
+        return TrainResult(run_dir, 0, trainer.history, prep.method)
+    trainer.model = _wrap(prep.method, cfg, prep.resolved, prep.device, dist_info)
+    trainer.fit(prep.start.epoch, prep.start.step, prep.start.partial)
     barrier(dist_info)
-    return TrainResult(run_dir, cfg.epochs, trainer.history, method)
+    return TrainResult(run_dir, cfg.epochs, trainer.history, prep.method)
