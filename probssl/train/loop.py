@@ -141,7 +141,8 @@ class Trainer:
     ``views(indices)`` makes one step's views and ``n_items`` is what an epoch permutes (see
     :class:`probssl.data.views.ViewSource`). ``order(epoch)``, when given, replaces the
     default data order :func:`epoch_order` (it must be a function of the epoch alone, so a
-    resumed run draws the same order). ``sync_every``: the host reads the loss (a
+    resumed run draws the same order). ``count_views(views)``: how many views a step's batch
+    holds (default B × J of a (B, J, ...) batch). ``sync_every``: the host reads the loss (a
     device sync) only every that many steps — on CPU there is nothing to overlap, so 1 (the
     NaN guard then stops at once), 16 on GPUs.
     """
@@ -153,7 +154,8 @@ class Trainer:
                  dist_info: DistInfo | None = None, amp: bool = False,
                  sync_every: int | None = None, callbacks: Sequence[Callback] = (),
                  history: list[dict[str, Any]] | None = None,
-                 order: Callable[[int], torch.Tensor] | None = None) -> None:
+                 order: Callable[[int], torch.Tensor] | None = None,
+                 count_views: Callable[[torch.Tensor], int] | None = None) -> None:
         self.method = method
         self.model: torch.nn.Module | None = method  # what the forward runs through
         self.optimizer = optimizer
@@ -172,6 +174,8 @@ class Trainer:
         self.state: EpochState | None = None
         self.order = order or (lambda epoch: epoch_order(self.n_items, self.seed, epoch,
                                                          self.dist_info))
+        # views a step saw: B x J of a (B, J, ...) batch, unless told otherwise
+        self.count_views = count_views or (lambda v: v.shape[0] * v.shape[1])
 
     def _call(self, hook: str, *args: Any) -> None:
         for cb in self.callbacks:
@@ -223,7 +227,7 @@ class Trainer:
             out = train_step(self.method, views, self.optimizer, model=self.model,
                              schedule=self.schedule, amp=self.amp,
                              before_backward=lambda loss: self._call("on_loss", loss))
-            st.n_views_seen += math.prod(views.shape[:-3])  # images: (..., C, H, W)
+            st.n_views_seen += self.count_views(views)
             for k, v in (("loss", out.loss), *out.metrics.items()):
                 v = v.detach().double() if torch.is_tensor(v) else torch.tensor(
                     float(v), dtype=torch.float64, device=self.device)

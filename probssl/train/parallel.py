@@ -452,7 +452,7 @@ def train_parallel(cfgs: list[TrainConfig], run_dirs: list, resume: list[bool], 
                     schedule=sched, dist_info=dist_info,
                     amp=cfg0.amp and preps[0].device.type == "cuda",
                     callbacks=[ProgressBar(progress), cells, StopOnSignal(run_dirs[0].parent)],
-                    order=order)
+                    order=order, count_views=lambda v: v.shape[0] * v.shape[1] * v.shape[2])
     outer.fit(start.epoch, start.step, partial)
     return [TrainResult(p.run_dir, cfg0.epochs if k not in cells.errors
                         else len(t.history), t.history, p.method)
