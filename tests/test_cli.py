@@ -19,26 +19,28 @@ def run_cli(*args, cwd=None):
                           env=subprocess_env(), capture_output=True, text=True, timeout=300)
 
 
-def test_train_evaluate_embed_export_end_to_end(tmp_path):
+def test_train_evaluate_embed_export_end_to_end(tmp_path, capsys):
+    # training through the real command (`python -m probssl` in its own process); the later
+    # commands read only what it wrote, through the same entry point in this process (a real
+    # process's start and exit status: test_bad_input_in_a_real_process_has_no_traceback,
+    # tests/test_cli_help.py)
     run = tmp_path / "vae-digits"
     p = run_cli("train", "--method", "vae", "--dataset", "digits", "--epochs", "3", "--seed",
                 "1", "--out", run, "--no-progress")
     assert p.returncode == 0, p.stderr
     assert "trained vae on digits for 3 epochs" in p.stdout
-    p = run_cli("evaluate", run, "--probe-epochs", "5", "--gmm-n-init", "1", "--no-mlp-probe",
-                "--fid-features", "none")
-    assert p.returncode == 0, p.stderr
-    assert "kNN best" in p.stdout and "linear probe" in p.stdout and "Protocol:" in p.stdout
+    assert main(["evaluate", str(run), "--probe-epochs", "5", "--gmm-n-init", "1",
+                 "--no-mlp-probe", "--fid-features", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "kNN best" in out and "linear probe" in out and "Protocol:" in out
     result = json.loads((run / "eval.json").read_text())
     assert set(result["knn"]["per_k"]) == {str(k) for k in range(1, 16)}
     assert result["seed"] == 1 and result["epoch"] == 3
-    p = run_cli("embed", run, "--split", "test", "--out", tmp_path / "emb.npz")
-    assert p.returncode == 0, p.stderr
+    assert main(["embed", str(run), "--split", "test", "--out", str(tmp_path / "emb.npz")]) == 0
     with np.load(tmp_path / "emb.npz") as f:
         assert f["z"].shape == (359, 10) and f["labels"].shape == (359,)
         z_cli = f["z"]
-    p = run_cli("export", run, "--out", tmp_path / "encoder.pt")
-    assert p.returncode == 0, p.stderr
+    assert main(["export", str(run), "--out", str(tmp_path / "encoder.pt")]) == 0
     state = torch.load(tmp_path / "encoder.pt")
     assert all(isinstance(v, torch.Tensor) for v in state.values())
     # the exported code + weights reproduce the embeddings without probssl

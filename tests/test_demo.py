@@ -2,15 +2,32 @@
 
 from dataclasses import replace
 
+import pytest
+
+from probssl.data import DATASETS, register_dataset
+from probssl.data.shapes import load_shapes
 from probssl.demo import run_demo
 from probssl.experiments.moving_balls import QUICK, findings
 
 
-def test_demo_writes_one_report_with_all_parts(tmp_path):
-    # the smallest demo that still has every part (FID is tested in tests/evaluate)
+@pytest.fixture
+def tiny_shapes():
+    """The shapes data (every factor, the shapes augmentation) with 400 / 100 images, for this
+    test only: the content/style part needs the factors, not shapes-small's 2,000 / 500."""
+    register_dataset("shapes-tiny", image_shape=(3, 32, 32), num_classes=4,
+                     augmentation="shapes", how_to_get="generated (a test)")(
+        lambda d, cache: load_shapes(400, 100, name="shapes-tiny"))
+    yield "shapes-tiny"
+    DATASETS.unregister("shapes-tiny")
+
+
+def test_demo_writes_one_report_with_all_parts(tmp_path, tiny_shapes):
+    # the smallest demo that still has every part (FID is tested in tests/evaluate): one epoch
+    # everywhere, 100 moving-balls frames, one probe and one decoder epoch, one GMM restart
     report = run_demo(tmp_path / "demo", epochs=1, seeds=1, progress=False,
-                      log=lambda *_: None, probe_epochs=3, decoder_epochs=5, fid_features="none",
-                      balls=replace(QUICK, seeds=(0,)), shapes="shapes-small")
+                      log=lambda *_: None, probe_epochs=1, decoder_epochs=1, fid_features="none",
+                      balls=replace(QUICK, frames=100, epochs=1, seeds=(0,)), shapes=tiny_shapes,
+                      gmm_n_init=1)
     text = report.read_text()
     for part in ("Moving balls", "What it shows, computed from the table below",
                  "SimVAE vs SimCLR vs VAE", "Content and style", "Reconstructions", "Wall time"):
@@ -18,6 +35,7 @@ def test_demo_writes_one_report_with_all_parts(tmp_path):
     for png in ("moving-balls/fig1.png", "reconstructions.png"):
         assert (report.parent / png).stat().st_size > 0
     assert "| simvae |" in text and "| simclr |" in text
+    assert "shapes-tiny" in text  # the content/style part ran on the data it was given
 
 
 def _summary(**per_method):

@@ -110,6 +110,17 @@ def interleaved(fns: dict[str, Callable[[], Any]], min_seconds: float, min_calls
     return {k: sorted(v)[len(v) // 2] for k, v in per.items()}
 
 
+# ``--quick`` on a method: 3 alternating rounds (default 5; each function still at least 3
+# calls a round, so the roofline's ops run with their inputs in cache) and an end-to-end
+# epoch of 2 batches (default 4). On a GPU the time budget, not the call counts, sets how
+# long a function is timed; on a CPU, where one epoch of a method takes a second or more,
+# the call counts do. The per-sample augmentation loop runs over 4 images (default 16): its
+# rate per view does not depend on how many.
+QUICK_ROUNDS = 3
+QUICK_STEPS_PER_EPOCH = 2
+QUICK_LOOP_IMAGES = 4
+
+
 def timeit(fn: Callable[[], Any], min_seconds: float, min_calls: int = 3,
            warmup: int = 2, device: torch.device | None = None) -> float:
     """Seconds per call: ``warmup`` untimed calls, then calls until ``min_seconds`` passed;
@@ -296,22 +307,26 @@ class MethodThroughput:
 
 def method_throughput(name: str, n_views: int, peak: float | None = None, batch: int = 128,
                       min_seconds: float = 3.0, seed: int = 0, profile: bool = False,
-                      steps_per_epoch: int = 4, device: torch.device | None = None,
-                      dataset: str = "mnist", amp: bool | None = None) -> MethodThroughput:
+                      steps_per_epoch: int | None = None, device: torch.device | None = None,
+                      dataset: str = "mnist", amp: bool | None = None,
+                      quick: bool = False) -> MethodThroughput:
     """The trainer's own step (:func:`probssl.train.loop.train_step`) on pre-made views, and
     end to end the trainer's own epoch (:class:`probssl.train.loop.Trainer`: data order,
     batched augmentation on ``device``, step, metric sums) with no callbacks (no logging,
-    checkpoints or progress bar), over ``steps_per_epoch`` batches of synthetic images shaped
-    like ``dataset``'s, with its paper architecture.
+    checkpoints or progress bar), over ``steps_per_epoch`` batches (default 4;
+    :data:`QUICK_STEPS_PER_EPOCH` when ``quick``) of synthetic images shaped like
+    ``dataset``'s, with its paper architecture.
 
     The roofline is the model's own matmuls and convolutions, each timed alone
     (:class:`DenseOps`), timed in rounds alternating with the step and the epoch
     (:func:`interleaved`); ``peak`` (GFLOP/s) replaces it when given. ``amp``: bfloat16
-    autocast (default: on CUDA, as the trainer)."""
+    autocast (default: on CUDA, as the trainer). ``quick``: :data:`QUICK_ROUNDS` rounds."""
     from probssl.data import DATASETS
 
     device = device or torch.device("cpu")
     amp = device.type == "cuda" if amp is None else amp
+    if steps_per_epoch is None:
+        steps_per_epoch = QUICK_STEPS_PER_EPOCH if quick else 4
     info = DATASETS[dataset]
     shape = tuple(info.image_shape)
     torch.manual_seed(seed)
@@ -371,7 +386,8 @@ def method_throughput(name: str, n_views: int, peak: float | None = None, batch:
                     fns[op_name] = fn
                 budget[op_name] = 0.25 * min_seconds / len(ops)  # an op alone is quick to time
                 counts[key].append((op_name, count))
-    t = interleaved(fns, min_seconds, device=device, seconds=budget)
+    t = interleaved(fns, min_seconds, device=device, seconds=budget,
+                    rounds=QUICK_ROUNDS if quick else 5)
     for key, ops in counts.items():
         t[key] = sum(count * t[op_name] for op_name, count in ops)
     extra: dict[str, Any] = {"device": str(device), "dataset": dataset,
@@ -414,16 +430,17 @@ def per_sample_augment(images: torch.Tensor, n_views: int, cfg, gen) -> torch.Te
 
 def augmentation_throughput(preset: str, shape: tuple[int, int, int], batch: int = 128,
                             n_views: int = 10, min_seconds: float = 2.0,
-                            device: torch.device | None = None) -> dict:
+                            device: torch.device | None = None, loop_images: int = 16) -> dict:
     """Views per second of the batched pipeline (``preset`` on ``batch`` synthetic uint8 images of
     ``shape``, ``n_views`` views each, on ``device``) and of the same ops image by image
-    (:func:`per_sample_augment`), and their ratio."""
+    (:func:`per_sample_augment`, over the first ``loop_images`` images), and their ratio."""
     device = device or torch.device("cpu")
     cfg = get_preset(preset)
     gen = torch.Generator(device=device).manual_seed(0)
     images = torch.randint(0, 256, (batch, *shape), dtype=torch.uint8, generator=gen,
                            device=device)
-    small = images[:16]  # the loop is slow; its rate per view does not depend on the batch
+    # the loop is slow; its rate per view does not depend on the batch
+    small = images[:loop_images]
     t = interleaved({"batched": lambda: augmented_views(images, n_views, cfg, gen),
                      "looped": lambda: per_sample_augment(small, n_views, cfg, gen)},
                     min_seconds, min_calls=1, warmup=1, device=device, rounds=3)
@@ -437,7 +454,7 @@ def augmentation_throughput(preset: str, shape: tuple[int, int, int], batch: int
 
 def evaluation_throughput(quick: bool, device: torch.device | None = None) -> dict:
     """Seconds of kNN (k = 1..15) over 60,000 × 10,000 synthetic 64-d embeddings, and of the
-    linear and MLP probes' 200 epochs (``quick``: 10 epochs timed, scaled to 200), on
+    linear and MLP probes' 200 epochs (``quick``: 4 epochs timed, scaled to 200), on
     ``device``."""
     device = device or torch.device("cpu")
     g = torch.Generator().manual_seed(0)
@@ -453,16 +470,22 @@ def evaluation_throughput(quick: bool, device: torch.device | None = None) -> di
     knn = knn_accuracy(*on_device, range(1, 16))
     _sync(device)
     knn_s = time.perf_counter() - t0
-    epochs = 10 if quick else 200
+    epochs = 4 if quick else 200
     out = {"knn_seconds": knn_s, "knn_shape": [n_train, n_test, d], "knn_best": knn["best"],
            "probe_epochs_run": epochs, "device": str(device)}
     for name, hidden in (("linear", None), ("mlp", d)):
+        # untimed: the first probe's one-off costs (lazy imports of the fused optimiser, first
+        # kernels) are no part of 200 epochs, and quick mode would scale them by 50
+        train_probe(z_tr[:256], y_tr[:256], z_te[:256], y_te[:256], hidden=hidden, epochs=1,
+                    device=device)
+        _sync(device)
         t0 = time.perf_counter()
         # the probe takes host arrays and trains on ``device`` (its copy is timed too)
         train_probe(z_tr, y_tr, z_te, y_te, hidden=hidden, epochs=epochs, device=device)
         _sync(device)
         s = time.perf_counter() - t0
-        # quick mode runs 10 epochs and scales to 200 (epochs cost the same)
+        # quick mode runs 4 epochs and scales to 200 (epochs cost the same; the probe's
+        # fixed cost, standardising and scoring, is milliseconds)
         out[f"{name}_probe_seconds_200_epochs"] = s * 200 / epochs
     return out
 
@@ -564,7 +587,7 @@ def run_throughput(quick: bool = False, methods: dict[str, int] | None = None,
         for method, j in (methods or METHODS).items():
             r = method_throughput(method, j, min_seconds=secs, device=device, dataset=dataset,
                                   profile=not quick and device.type == "cpu"
-                                  and method in ("simvae", "vae")).row()
+                                  and method in ("simvae", "vae"), quick=quick).row()
             r.update(projections(r, dataset))
             r["mfu_vs_sgemm_peak"] = r["gflops_end_to_end"] / peak.get(
                 "peak_gflops_bf16" if r["amp"] else "peak_gflops", peak["peak_gflops"])
@@ -575,15 +598,31 @@ def run_throughput(quick: bool = False, methods: dict[str, int] | None = None,
                 f"views/s end to end, {shown}; paper protocol "
                 f"{r['paper_protocol_hours']:.1f} h")
             rows.append(r)
-    aug = [augmentation_throughput("mnist", (1, 28, 28), min_seconds=secs, device=device),
-           augmentation_throughput("cifar10", (3, 32, 32), min_seconds=secs, device=device)]
+    # seeds side by side (bench --parallel 3) and, on CUDA, CUDA graphs for one seed
+    from probssl.experiments.stacked_throughput import stacked_throughput
+
+    stacked = []
+    chosen = dict(list((methods or METHODS).items())[:1] if quick else (methods or METHODS))
+    for method, j in chosen.items():
+        st = stacked_throughput(method, j, 3, device=device, min_seconds=secs,
+                                rounds=QUICK_ROUNDS if quick else 5,
+                                batch=32 if quick and device.type == "cpu" else 128)
+        log(f"[throughput] {method}: 3 seeds stacked {st['speedup_stacked']:.2f}x one at a "
+            "time" + (f", CUDA graphs {st['speedup_graphed']:.2f}x"
+                      if "speedup_graphed" in st else ""))
+        stacked.append(st)
+    loop = QUICK_LOOP_IMAGES if quick else 16
+    aug = [augmentation_throughput("mnist", (1, 28, 28), min_seconds=secs, device=device,
+                                   loop_images=loop),
+           augmentation_throughput("cifar10", (3, 32, 32), min_seconds=secs, device=device,
+                                   loop_images=loop)]
     for a in aug:
         log(f"[throughput] augmentation {a['preset']}: {a['augmentation_speedup']:.0f}x the "
             "per-sample loop")
     ev = evaluation_throughput(quick, device)
     log(f"[throughput] kNN 60k x 10k d=64: {ev['knn_seconds']:.2f} s")
     result = {"quick": quick, "device": str(device), "device_name": name, "roofline": peak,
-              "methods": rows, "augmentation": aug, "evaluation": ev}
+              "methods": rows, "stacked": stacked, "augmentation": aug, "evaluation": ev}
     if not quick and device.type == "cpu":
         result["system"] = memory_and_scaling(log)
     return result
@@ -637,6 +676,9 @@ def format_table(result: dict) -> str:
     if invalid:
         lines += [""] + [f"INVALID measurement for {r['method']} on {r['dataset']}: "
                          f"{r['invalid']}." for r in invalid]
+    from probssl.experiments.stacked_throughput import format_stacked
+
+    lines += format_stacked(result.get("stacked", []))
     lines += ["", "| augmentation | views/s batched | views/s per-sample loop | speedup |",
               "|---|---|---|---|"]
     for a in result["augmentation"]:

@@ -29,6 +29,22 @@ def test_digits_shapes_and_deterministic_split():
     assert set(a.y_test.tolist()) == set(range(10))
 
 
+def test_digits_are_scikit_learns_without_importing_it(monkeypatch):
+    import importlib.util
+
+    from sklearn.datasets import load_digits
+
+    from probssl.data import local
+
+    bunch = load_digits()
+    images, target = local._sklearn_digits()  # read from the file scikit-learn ships
+    assert np.array_equal(images, bunch.images) and np.array_equal(target, bunch.target)
+    # where the file is not found, scikit-learn's own loader gives the same arrays
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    images, target = local._sklearn_digits()
+    assert np.array_equal(images, bunch.images) and np.array_equal(target, bunch.target)
+
+
 def test_mnist_test_is_the_real_t10k_split_8000_2000(t10k_dir):
     data = load_dataset("mnist-test")
     assert data.x_train.shape == (8000, 1, 28, 28) and data.x_test.shape == (2000, 1, 28, 28)

@@ -67,8 +67,13 @@ def test_bench_throughput_quick_writes_every_ratio(tmp_path, capsys):
     assert [a["preset"] for a in res["augmentation"]] == ["mnist", "cifar10"]
     assert all(a["augmentation_speedup"] > 0 for a in res["augmentation"])
     assert res["roofline"]["peak_gflops"] > 0 and res["evaluation"]["knn_seconds"] > 0
+    # 3 seeds stacked (bench --parallel 3) against one at a time, in the same rounds
+    (st,) = res["stacked"]
+    assert (st["method"], st["k"]) == ("vae", 3) and "step_ms_graphed" not in st
+    assert st["speedup_stacked"] == pytest.approx(3 * st["step_ms_one"] / st["step_ms_stacked"])
     printed = capsys.readouterr().out
     assert "MFU step" in printed and "wall time" in printed
+    assert "| vae | mnist | 1 | 3 |" in printed
     assert main(["bench", "throughput", "--methods", "moco"]) == 2
     assert main(["bench", "throughput", "--datasets", "digits"]) == 2
     if not torch.cuda.is_available():

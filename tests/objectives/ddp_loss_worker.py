@@ -1,7 +1,8 @@
-"""Run under torchrun with 2 processes: a contrastive loss on each rank's half of a batch,
-through DDP; rank 0 saves the averaged gradient and the per-rank losses.
+"""Run under torchrun with 2 processes: for each named loss, a contrastive loss on each rank's
+half of a batch, through DDP (a fresh network and DDP wrapper per loss); rank 0 saves, per loss,
+the averaged gradient and the per-rank losses.
 
-usage: ddp_loss_worker.py LOSS OUT   (LOSS: nt_xent or vicreg)
+usage: ddp_loss_worker.py LOSS[,LOSS...] OUT   (LOSS: nt_xent or vicreg)
 """
 
 import sys
@@ -14,17 +15,20 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from probssl.train.distributed import shutdown
 from tests.objectives.ddp_loss_cases import CASES, make_case
 
-name, out = sys.argv[1], Path(sys.argv[2])
+names, out = sys.argv[1].split(","), Path(sys.argv[2])
 dist.init_process_group("gloo")
 rank, world = dist.get_rank(), dist.get_world_size()
-net, x = make_case()
-local = x.chunk(world)[rank]
-model = DDP(net)
-loss = CASES[name](model(local.flatten(0, 1)).view(*local.shape[:2], -1))
-loss.backward()
-losses = [torch.zeros(()) for _ in range(world)]
-dist.all_gather(losses, loss.detach())
+results = {}
+for name in names:
+    net, x = make_case()
+    local = x.chunk(world)[rank]
+    model = DDP(net)
+    loss = CASES[name](model(local.flatten(0, 1)).view(*local.shape[:2], -1))
+    loss.backward()
+    losses = [torch.zeros(()) for _ in range(world)]
+    dist.all_gather(losses, loss.detach())
+    results[name] = {"grad": net.weight.grad.clone(), "losses": torch.stack(losses)}
+    del model, loss  # DDP must not outlive the group (probssl/train/distributed.py)
 if rank == 0:
-    torch.save({"grad": net.weight.grad.clone(), "losses": torch.stack(losses)}, out)
-del model, loss  # DDP must not outlive the group (probssl/train/distributed.py)
+    torch.save(results, out)
 shutdown()

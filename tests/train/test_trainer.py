@@ -20,6 +20,7 @@ from probssl.runs.checkpoint import list_checkpoints, load_latest
 from probssl.runs.format import load_run, read_metrics
 from probssl.train import train
 from tests.conftest import ROOT, subprocess_env
+from tests.ddp_launch import launch_two_ranks
 
 
 def _cfg(**kw):
@@ -115,18 +116,26 @@ def test_vae_beats_random_encoder_on_digits(tmp_path, trained_vae_digits):
     assert load_run(tmp_path / "rnd").epoch == 0
 
 
-def _torchrun(out, *args):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
-           "--nproc_per_node=2", str(ROOT / "tests" / "train" / "ddp_worker.py"), str(out),
-           *map(str, args)]
-    proc = subprocess.run(cmd, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def _ddp_train(out, *args, torchrun: bool = False):
+    """tests/train/ddp_worker.py as ranks 0 and 1 of a gloo job, started by torchrun or
+    directly (tests/ddp_launch.py: the env:// rendezvous torchrun sets up, without its agent's
+    start-up); both ranks' weights."""
+    worker = [str(ROOT / "tests" / "train" / "ddp_worker.py"), str(out), *map(str, args)]
+    if torchrun:
+        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                               "--nnodes=1", "--nproc_per_node=2", *worker], cwd=ROOT,
+                              env=subprocess_env(), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    else:
+        for rank, proc in enumerate(launch_two_ranks(worker, timeout=300)):
+            assert proc.returncode == 0, f"rank {rank}: {proc.stderr[-3000:]}"
     return [torch.load(out / f"rank{r}.pt") for r in (0, 1)]
 
 
 def test_ddp_two_gloo_processes_identical_weights_and_exact_resume(tmp_path):
-    w0, w1 = _torchrun(tmp_path / "ddp", 2)
+    # the uninterrupted run under torchrun (how users launch DDP); the split one started
+    # directly, so the launcher's own start-up is paid once
+    w0, w1 = _ddp_train(tmp_path / "ddp", 2, torchrun=True)
     for k in w0:
         assert torch.equal(w0[k], w1[k]), k
     init = torch.load(list_checkpoints(tmp_path / "ddp")[0][1], weights_only=False)["model"]
@@ -135,8 +144,8 @@ def test_ddp_two_gloo_processes_identical_weights_and_exact_resume(tmp_path):
     assert meta["world_size"] == 2
     assert [r["epoch"] for r in read_metrics(tmp_path / "ddp")] == [1, 2]
     # 1 epoch, then resume to 2: the same weights as the uninterrupted DDP run
-    _torchrun(tmp_path / "split", 1)
-    r0, r1 = _torchrun(tmp_path / "split", 2, "resume")
+    _ddp_train(tmp_path / "split", 1)
+    r0, r1 = _ddp_train(tmp_path / "split", 2, "resume")
     for k in w0:
         assert torch.equal(r0[k], w0[k]) and torch.equal(r1[k], w0[k]), k
 
