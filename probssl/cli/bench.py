@@ -189,7 +189,8 @@ def register(subparsers) -> None:
     p.add_argument("--parallel", type=int_arg(1, 64), default=1, metavar="K",
                    help="train up to K seeds of a cell at once as one batched model (same "
                         "results as one by one, within float tolerance; methods that cannot "
-                        "be stacked, e.g. moco and rpm, are trained one by one)")
+                        "be stacked, e.g. moco and rpm, are trained one by one; for GPUs: on a "
+                        "CPU it is slower, docs/PERFORMANCE.md)")
     add_set_arg(p, SET_HELP)
     _cell_args(p)
     p.add_argument("--out", default=None, help="grid folder (required for a grid)")
