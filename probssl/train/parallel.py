@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +50,10 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from probssl.config import TrainConfig
-from probssl.methods import Method
+from probssl.errors import TrainingDiverged
+from probssl.methods import Method, get_method_spec
 from probssl.objectives.vae import noise_from
-from probssl.train.callbacks import _numpy_state
+from probssl.train.callbacks import ProgressBar, StopOnSignal, _numpy_state
 from probssl.train.distributed import DistInfo
 from probssl.train.loop import Callback, StepOutput, Trainer, epoch_order
 from probssl.train.optim import LARS
@@ -111,9 +111,6 @@ class StackedCells(nn.Module):
 
     def after_step(self) -> None:
         """Nothing: a method with its own update after the step is declined."""
-
-    def stacked_parameters(self) -> Iterator[tuple[str, torch.Tensor]]:
-        return iter(self.params.items())
 
     def _noise_plan(self, views: torch.Tensor) -> list[tuple[torch.Size, torch.dtype]]:
         """The (shape, dtype) of every ε one cell's forward draws on views of this shape,
@@ -255,8 +252,6 @@ class Cells(Callback):
         self.errors: dict[int, BaseException] = {}
 
     def _each(self, hook: str, *args: Any, per_cell=None) -> None:
-        from probssl.errors import TrainingDiverged
-
         for k, t in enumerate(self.trainers):
             if k in self.errors:
                 continue
@@ -390,7 +385,6 @@ def train_parallel(cfgs: list[TrainConfig], run_dirs: list, resume: list[bool], 
     :class:`CannotStack` before writing anything when they cannot be stacked. Returns each
     cell's result; a cell whose loss diverged is in ``TrainResult.epochs_done`` short of
     ``cfg.epochs`` (its run directory keeps its last good checkpoint)."""
-    from probssl.methods import get_method_spec
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise CannotStack("under torchrun each process trains one run")
     _check_stackable(cfgs)
@@ -443,8 +437,6 @@ def train_parallel(cfgs: list[TrainConfig], run_dirs: list, resume: list[bool], 
     def order(epoch: int) -> torch.Tensor:
         return torch.stack([epoch_order(p.n_items, p.cfg.seed, epoch, dist_info)
                             for p in preps])
-
-    from probssl.train.callbacks import ProgressBar, StopOnSignal
 
     cfg0 = preps[0].cfg
     outer = Trainer(stack, opt, views, preps[0].n_items, batch_size=cfg0.batch_size,
